@@ -1,0 +1,111 @@
+"""The exceptions tq raises, each with the stable wire code it travels under.
+
+Every error the engine reports is mapped once, at the boundary of the Rust
+extension, to one of these classes; the broker sends the ``code`` over the wire
+and the client raises the same class again on the other side.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "BadRequest",
+    "EngineClosed",
+    "InvalidState",
+    "StaleLease",
+    "StorageError",
+    "StoreLocked",
+    "TaskNotFound",
+    "TqError",
+    "error_for_code",
+]
+
+
+class TqError(Exception):
+    """Base class of every tq error.
+
+    Attributes:
+        code: The stable error code sent on the wire, such as ``NOT_FOUND``.
+    """
+
+    code: ClassVar[str] = "INTERNAL"
+
+    @property
+    def message(self) -> str:
+        """The human-readable reason, as given when the error was raised."""
+        return str(self.args[0]) if self.args else self.code
+
+
+class BadRequest(TqError):
+    """An argument had the wrong type, range or shape."""
+
+    code = "BAD_REQUEST"
+
+
+class TaskNotFound(TqError):
+    """No task with the given id exists (it never did, or it was purged)."""
+
+    code = "NOT_FOUND"
+
+
+class StaleLease(TqError):
+    """An ack, fail or heartbeat carried a lease id that is no longer current.
+
+    The lease expired or its worker was declared lost, and the task has moved on;
+    the request changed nothing.
+    """
+
+    code = "STALE_LEASE"
+
+
+class InvalidState(TqError):
+    """The task exists but is not in a state that allows the operation."""
+
+    code = "INVALID_STATE"
+
+
+class StorageError(TqError):
+    """The store failed to read or durably write; nothing was acknowledged."""
+
+    code = "STORAGE"
+
+
+class StoreLocked(StorageError):
+    """The data directory is already open, in this process or another."""
+
+    code = "STORE_LOCKED"
+
+
+class EngineClosed(TqError):
+    """The engine was closed; open the data directory again to go on."""
+
+    code = "CLOSED"
+
+
+_BY_CODE: dict[str, type[TqError]] = {
+    cls.code: cls
+    for cls in (
+        TqError,
+        BadRequest,
+        TaskNotFound,
+        StaleLease,
+        InvalidState,
+        StorageError,
+        StoreLocked,
+        EngineClosed,
+    )
+}
+
+
+def error_for_code(code: str, message: str) -> TqError:
+    """Build the exception that a wire error code stands for.
+
+    Args:
+        code: The stable code, such as ``NOT_FOUND``.
+        message: The reason to carry.
+
+    Returns:
+        An instance of the matching class, or of `TqError` for an unknown code.
+    """
+    return _BY_CODE.get(code, TqError)(message)
