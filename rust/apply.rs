@@ -270,6 +270,7 @@ impl<'a> Tx<'a> {
                 lease_id: grant.lease_id,
                 worker_id: worker_id.to_owned(),
                 deadline_ms: grant.deadline_ms,
+                claimed_ms: now_ms,
             });
             new.push_attempt(AttemptRecord {
                 attempt: new.attempts,

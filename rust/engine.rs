@@ -53,6 +53,8 @@ pub struct LeaseInfo {
     pub worker_id: String,
     /// When it expires.
     pub deadline_ms: u64,
+    /// When it was claimed.
+    pub claimed_ms: u64,
     /// The task's type.
     pub task_type: String,
     /// Which attempt it is.
@@ -269,6 +271,15 @@ impl Engine {
         })
     }
 
+    /// Tasks waiting to run: pending, scheduled and failed. The broker compares
+    /// it with its queue depth threshold.
+    ///
+    /// # Errors
+    /// [`EngineError::Closed`].
+    pub fn queue_depth(&self) -> Result<u64> {
+        self.with_state(|state| state.idx.queue_depth())
+    }
+
     /// When the next delayed task is due or the next lease expires.
     ///
     /// # Errors
@@ -297,6 +308,7 @@ fn lease_info(state: &CoreState, task_id: u64, entry: &LeaseEntry) -> LeaseInfo 
         lease_id: entry.lease_id,
         worker_id: entry.worker_id.to_string(),
         deadline_ms: entry.deadline_ms,
+        claimed_ms: entry.claimed_ms,
         task_type: state.idx.types.name(entry.type_id).to_owned(),
         attempt: entry.attempt,
         max_retries: entry.max_retries,

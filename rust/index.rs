@@ -52,6 +52,8 @@ pub struct LeaseEntry {
     pub worker_id: Arc<str>,
     /// When it expires.
     pub deadline_ms: u64,
+    /// When it was claimed.
+    pub claimed_ms: u64,
     /// The leased task's type.
     pub type_id: TypeId,
     /// Which attempt it is.
@@ -91,6 +93,7 @@ impl Indexes {
                         lease_id: lease.lease_id,
                         worker_id: Arc::from(lease.worker_id.as_str()),
                         deadline_ms: lease.deadline_ms,
+                        claimed_ms: lease.claimed_ms,
                         type_id,
                         attempt: record.attempts,
                         max_retries: record.max_retries,
@@ -271,6 +274,11 @@ impl Indexes {
             .iter()
             .filter(|(_, count)| **count > 0)
             .map(|((state, type_id), count)| (*state, self.types.name(*type_id), *count))
+    }
+
+    /// Tasks waiting to run: pending, scheduled and failed.
+    pub fn queue_depth(&self) -> u64 {
+        self.pending_by_tier.iter().sum::<u64>() + self.schedule.len() as u64
     }
 
     /// Pending tasks per priority tier (low, normal, high).

@@ -423,6 +423,7 @@ struct Lease {
     lease_id: u64,
     worker_id: String,
     deadline_ms: u64,
+    claimed_ms: u64,
     task_type: String,
     attempt: u32,
     max_retries: u32,
@@ -435,6 +436,7 @@ impl From<engine::LeaseInfo> for Lease {
             lease_id: info.lease_id,
             worker_id: info.worker_id,
             deadline_ms: info.deadline_ms,
+            claimed_ms: info.claimed_ms,
             task_type: info.task_type,
             attempt: info.attempt,
             max_retries: info.max_retries,
@@ -693,7 +695,11 @@ impl Engine {
         }
     }
 
-    fn submit_many(&self, py: Python<'_>, tasks: Vec<PyRef<'_, NewTask>>) -> PyResult<Vec<Submitted>> {
+    fn submit_many<'py>(
+        &self,
+        py: Python<'py>,
+        tasks: Vec<PyRef<'py, NewTask>>,
+    ) -> PyResult<Vec<Submitted>> {
         let ops = tasks.iter().map(|task| Op::Submit(task.inner.clone())).collect();
         let results = detached(py, || self.inner.commit(ops))?;
         results
@@ -874,6 +880,10 @@ impl Engine {
     fn worker_leases(&self, py: Python<'_>, worker_id: &str) -> PyResult<Vec<Lease>> {
         let leases = detached(py, || self.inner.worker_leases(worker_id))?;
         Ok(leases.into_iter().map(Lease::from).collect())
+    }
+
+    fn queue_depth(&self, py: Python<'_>) -> PyResult<u64> {
+        detached(py, || self.inner.queue_depth())
     }
 
     fn next_due_ms(&self, py: Python<'_>) -> PyResult<Option<u64>> {

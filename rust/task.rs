@@ -188,6 +188,8 @@ pub struct LeaseRecord {
     pub worker_id: String,
     /// When it expires unless extended.
     pub deadline_ms: u64,
+    /// When the claim that created it was made.
+    pub claimed_ms: u64,
 }
 
 /// How an attempt ended.

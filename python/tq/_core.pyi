@@ -178,6 +178,8 @@ class Lease:
     @property
     def deadline_ms(self) -> int: ...
     @property
+    def claimed_ms(self) -> int: ...
+    @property
     def task_type(self) -> str: ...
     @property
     def attempt(self) -> int: ...
@@ -354,6 +356,9 @@ class Engine:
         """Leases whose deadline has passed, earliest first."""
 
     def worker_leases(self, worker_id: str) -> list[Lease]: ...
+    def queue_depth(self) -> int:
+        """Tasks waiting to run: pending, scheduled and failed."""
+
     def next_due_ms(self) -> int | None:
         """When the next scheduled task is due or the next lease expires."""
 

@@ -11,13 +11,19 @@ from typing import ClassVar
 
 __all__ = [
     "BadRequest",
+    "ConnectionLost",
     "EngineClosed",
+    "FrameTooLarge",
     "InvalidState",
+    "QueueFull",
     "StaleLease",
     "StorageError",
     "StoreLocked",
+    "TaskFailed",
     "TaskNotFound",
+    "Timeout",
     "TqError",
+    "Unauthorized",
     "error_for_code",
 ]
 
@@ -83,6 +89,68 @@ class EngineClosed(TqError):
     code = "CLOSED"
 
 
+class QueueFull(TqError):
+    """The broker holds as many pending tasks as it may; submit again later.
+
+    Claims, acks and reads go on; only new submits are refused.
+    """
+
+    code = "QUEUE_FULL"
+
+
+class Unauthorized(TqError):
+    """The token was missing or wrong, or a request came before the hello."""
+
+    code = "UNAUTHORIZED"
+
+
+class FrameTooLarge(TqError):
+    """A frame announced a body over the receiver's limit."""
+
+    code = "FRAME_TOO_LARGE"
+
+
+class Timeout(TqError):
+    """The broker did not have an answer within the time asked for."""
+
+    code = "TIMEOUT"
+
+
+class ConnectionLost(TqError):
+    """The connection to the broker broke and could not be made again in time.
+
+    A request in flight when it broke may or may not have taken effect.
+    """
+
+    code = "CONNECTION_LOST"
+
+
+class TaskFailed(TqError):
+    """The awaited task ended without a result: dead-lettered or cancelled.
+
+    Attributes:
+        task_id: The task.
+        state: Its final state.
+        last_error: The error of its last attempt, if any.
+    """
+
+    code = "TASK_FAILED"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        task_id: int = 0,
+        state: str = "",
+        last_error: str | None = None,
+    ) -> None:
+        """Create the error; the keywords describe the task when known."""
+        super().__init__(message)
+        self.task_id = task_id
+        self.state = state
+        self.last_error = last_error
+
+
 _BY_CODE: dict[str, type[TqError]] = {
     cls.code: cls
     for cls in (
@@ -94,6 +162,12 @@ _BY_CODE: dict[str, type[TqError]] = {
         StorageError,
         StoreLocked,
         EngineClosed,
+        QueueFull,
+        Unauthorized,
+        FrameTooLarge,
+        Timeout,
+        ConnectionLost,
+        TaskFailed,
     )
 }
 

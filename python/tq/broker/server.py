@@ -1,0 +1,424 @@
+"""The broker's TCP front end: framed CBOR requests to `Broker` operations.
+
+Each connection starts with a ``hello`` (protocol version, optional token, and
+for workers their identity); nothing else is answered before it. Requests after
+the hello run concurrently, so a client may pipeline; responses carry the
+request's id and go out in whatever order they finish. ``docs/protocol.md``
+is the reference for clients in other languages.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from tq import __version__
+from tq.broker.service import Broker, TaskSpec
+from tq.broker.views import claimed_view, task_view, worker_view
+from tq.broker.workers import WorkerInfo
+from tq.errors import BadRequest, FrameTooLarge, TqError, Unauthorized
+from tq.protocol import (
+    PROTOCOL_VERSION,
+    Args,
+    FrameDecoder,
+    Op,
+    decode_body,
+    encode_frame,
+    error_response,
+    ok_response,
+)
+
+__all__ = ["ProtocolServer"]
+
+log = logging.getLogger("tq.broker.server")
+
+HELLO_TIMEOUT_S = 10.0
+"""How long a new connection has to say hello before it is closed."""
+
+FLUSH_TIMEOUT_S = 5.0
+"""How long queued responses get to reach a peer whose connection is closing."""
+
+MAX_IN_FLIGHT = 1024
+"""Requests one connection may have running at once; reading pauses beyond."""
+
+_MAX_ID = 2**63 - 1
+_MAX_DELAY_MS = 10 * 365 * 86400 * 1000
+_MAX_WAIT_MS = 3600 * 1000
+_MAX_CLAIM_WAIT_MS = 60 * 1000
+
+Handler = Callable[["Connection", Args], Awaitable[Any]]
+
+
+@dataclass(eq=False)
+class Connection:
+    """One client's connection and what its hello said."""
+
+    stream: trio.abc.Stream
+    peer: str
+    send: trio.MemorySendChannel[bytes]
+    worker_id: str | None = None
+    said_hello: bool = False
+
+    def require_worker(self, op: str) -> str:
+        """The worker id, or a `BadRequest` for a client connection."""
+        if self.worker_id is None:
+            raise BadRequest(f"{op}: only a worker may call it; say hello with a worker id")
+        return self.worker_id
+
+
+class ProtocolServer:
+    """Serves the wire protocol for one `Broker`."""
+
+    def __init__(self, broker: Broker) -> None:
+        """Create the server; `serve` starts it."""
+        self.broker = broker
+        self.config = broker.config
+        self._connections = 0
+        self._handlers: dict[str, Handler] = {
+            Op.SUBMIT: self._submit,
+            Op.SUBMIT_MANY: self._submit_many,
+            Op.GET: self._get,
+            Op.LIST: self._list,
+            Op.CANCEL: self._cancel,
+            Op.WAIT: self._wait,
+            Op.STATS: self._stats,
+            Op.WORKERS: self._workers,
+            Op.DLQ_LIST: self._dlq_list,
+            Op.DLQ_REQUEUE: self._dlq_requeue,
+            Op.DLQ_PURGE: self._dlq_purge,
+            Op.CLAIM: self._claim,
+            Op.ACK: self._ack,
+            Op.FAIL: self._fail,
+            Op.HEARTBEAT: self._heartbeat,
+        }
+
+    async def serve(
+        self, *, task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Listen on the configured host and port until cancelled."""
+        listeners = await trio.open_tcp_listeners(self.config.port, host=self.config.host)
+        port = listeners[0].socket.getsockname()[1]
+        log.info("listening host=%s port=%d", self.config.host, port)
+        task_status.started(listeners)
+        await trio.serve_listeners(self._handle_connection, listeners)
+
+    # Connections
+
+    async def _handle_connection(self, stream: trio.SocketStream) -> None:
+        peer = _peer_name(stream)
+        if self._connections >= self.config.max_connections:
+            log.warning(
+                "connection refused peer=%s: at max_connections=%d",
+                peer,
+                self.config.max_connections,
+            )
+            await stream.aclose()
+            return
+        self._connections += 1
+        send, receive = trio.open_memory_channel[bytes](math.inf)
+        conn = Connection(stream, peer, send)
+        try:
+            async with trio.open_nursery() as writer:
+                writer.start_soon(self._write_loop, stream, receive)
+                async with trio.open_nursery() as requests:
+                    await self._read_loop(conn, requests)
+                    # The peer is gone or broke the protocol: stop its requests.
+                    requests.cancel_scope.cancel()
+                # Nothing sends any more; let the writer flush what is queued.
+                send.close()
+                writer.cancel_scope.deadline = trio.current_time() + FLUSH_TIMEOUT_S
+        except trio.BrokenResourceError:
+            log.debug("connection broken peer=%s", peer)
+        finally:
+            self._connections -= 1
+            await trio.aclose_forcefully(stream)
+
+    async def _write_loop(
+        self, stream: trio.abc.Stream, frames: trio.MemoryReceiveChannel[bytes]
+    ) -> None:
+        # Everything queued while a send was in progress goes out in one write.
+        async for frame in frames:
+            chunks = [frame]
+            while True:
+                try:
+                    chunks.append(frames.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+            await stream.send_all(b"".join(chunks))
+
+    async def _read_loop(self, conn: Connection, requests: trio.Nursery) -> None:
+        """Read frames until the peer closes or breaks the protocol.
+
+        The first frame must be the hello, within `HELLO_TIMEOUT_S`; every
+        later one runs as its own task so that requests may be pipelined.
+        """
+        decoder = FrameDecoder(self.config.max_frame_bytes)
+        in_flight = trio.CapacityLimiter(MAX_IN_FLIGHT)
+        hello_deadline = trio.current_time() + HELLO_TIMEOUT_S
+        while True:
+            data: bytes | None = None
+            with trio.move_on_at(math.inf if conn.said_hello else hello_deadline):
+                data = await conn.stream.receive_some(65536)
+            if data is None:
+                log.info("no hello within %gs peer=%s; closing", HELLO_TIMEOUT_S, conn.peer)
+                return
+            if not data:
+                return
+            try:
+                bodies = decoder.feed(data)
+            except FrameTooLarge:
+                bodies = []
+            for body in bodies:
+                if not conn.said_hello:
+                    if not self._hello(conn, body):
+                        return
+                    continue
+                await in_flight.acquire_on_behalf_of(body)
+                requests.start_soon(self._run_request, conn, body, in_flight)
+            if decoder.error is not None:
+                log.info("frame too large peer=%s; closing: %s", conn.peer, decoder.error)
+                self._reply_error(conn, None, decoder.error)
+                return
+
+    def _hello(self, conn: Connection, body: bytes) -> bool:
+        """Answer the hello; False if it was refused and the peer must go."""
+        request_id: int | None = None
+        try:
+            message = decode_body(body)
+            request_id = _request_id(message)
+            if message.get("op") != Op.HELLO:
+                raise Unauthorized(
+                    f"expected a hello first, got op {message.get('op')!r}"
+                )
+            result = self._accept_hello(conn, Args(message.get("args")))
+        except TqError as exc:
+            log.info("hello refused peer=%s: %s", conn.peer, exc)
+            self._reply_error(conn, request_id, exc)
+            return False
+        conn.said_hello = True
+        conn.send.send_nowait(encode_frame(ok_response(request_id or 0, result)))
+        return True
+
+    def _accept_hello(self, conn: Connection, args: Args) -> dict[str, Any]:
+        version = args.int("version", low=0, high=2**31)
+        if version != PROTOCOL_VERSION:
+            raise BadRequest(f"version: expected {PROTOCOL_VERSION}, got {version}")
+        token = self.config.auth_token
+        if token is not None:
+            given = args.optional_str("token", max_len=4096) or ""
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                raise Unauthorized("token: missing or wrong")
+        if args.has("worker_id"):
+            conn.worker_id = self._join_worker(args)
+        return {
+            "version": PROTOCOL_VERSION,
+            "server": f"tq/{__version__}",
+            "heartbeat_interval_ms": round(self.config.heartbeat_interval_s * 1000),
+            "worker_timeout_ms": round(self.config.worker_timeout_s * 1000),
+            "max_frame_bytes": self.config.max_frame_bytes,
+            "max_payload_bytes": self.config.max_payload_bytes,
+            "max_batch": self.config.max_batch,
+        }
+
+    def _join_worker(self, args: Args) -> str:
+        worker_id = args.str("worker_id")
+        info = WorkerInfo(
+            worker_id,
+            hostname=args.str("hostname", default="?"),
+            pid=args.int("pid", low=0, high=2**31, default=0),
+            concurrency=args.int("concurrency", low=1, high=100_000, default=1),
+            task_types=tuple(args.str_list("task_types", max_len=1000) or ()),
+        )
+        self.broker.workers.join(info)
+        return worker_id
+
+    async def _run_request(
+        self, conn: Connection, body: bytes, in_flight: trio.CapacityLimiter
+    ) -> None:
+        request_id: int | None = None
+        try:
+            message = decode_body(body)
+            request_id = _request_id(message)
+            handler = self._handler_for(message.get("op"))
+            if conn.worker_id is not None:
+                self.broker.workers.touch(conn.worker_id)
+            result = await handler(conn, Args(message.get("args")))
+        except TqError as exc:
+            self._reply_error(conn, request_id, exc)
+        except Exception:
+            log.exception("internal error answering peer=%s request_id=%s", conn.peer, request_id)
+            self._reply_error(conn, request_id, TqError("internal error; see the broker log"))
+        else:
+            conn.send.send_nowait(encode_frame(ok_response(request_id or 0, result)))
+        finally:
+            in_flight.release_on_behalf_of(body)
+
+    def _handler_for(self, op: object) -> Handler:
+        if op == Op.HELLO:
+            raise BadRequest("op: hello was already said on this connection")
+        handler = self._handlers.get(op) if isinstance(op, str) else None
+        if handler is None:
+            raise BadRequest(
+                f"op: expected one of {', '.join(sorted(self._handlers))}, got {op!r}"
+            )
+        return handler
+
+    def _reply_error(self, conn: Connection, request_id: int | None, error: TqError) -> None:
+        conn.send.send_nowait(encode_frame(error_response(request_id, error)))
+
+    # Client operations
+
+    def _spec(self, args: Args) -> TaskSpec:
+        timeout_ms = args.optional_int("timeout_ms", low=1, high=_MAX_DELAY_MS)
+        return TaskSpec(
+            task_type=args.str("task_type"),
+            payload=args.bytes("payload", max_len=self.config.max_payload_bytes, default=b""),
+            priority=args.int("priority", low=0, high=255, default=100),
+            delay_s=args.int("delay_ms", low=0, high=_MAX_DELAY_MS, default=0) / 1000,
+            timeout_s=None if timeout_ms is None else timeout_ms / 1000,
+            max_retries=args.optional_int("max_retries", low=0, high=1000),
+            idempotency_key=args.optional_str("idempotency_key"),
+        )
+
+    async def _submit(self, conn: Connection, args: Args) -> dict[str, Any]:
+        submitted = await self.broker.submit(self._spec(args))
+        return {"task_id": submitted.task_id, "created": submitted.created}
+
+    async def _submit_many(self, conn: Connection, args: Args) -> dict[str, Any]:
+        items = args.list("tasks", max_len=self.config.max_batch)
+        specs = [self._spec(Args(item)) for item in items]
+        submitted = await self.broker.submit_many(specs)
+        return {
+            "task_ids": [s.task_id for s in submitted],
+            "created": [s.created for s in submitted],
+        }
+
+    async def _get(self, conn: Connection, args: Args) -> dict[str, Any]:
+        return task_view(await self.broker.get(_task_id(args)))
+
+    async def _list(self, conn: Connection, args: Args) -> dict[str, Any]:
+        page = await self.broker.list_tasks(
+            args.str("state"),
+            args.optional_str("task_type"),
+            args.int("limit", low=1, high=self.config.max_page, default=100),
+            args.optional_bytes("cursor", max_len=64),
+        )
+        return {
+            "tasks": [task_view(task) for task in page.tasks],
+            "next_cursor": page.next_cursor,
+        }
+
+    async def _cancel(self, conn: Connection, args: Args) -> dict[str, Any]:
+        return {"state": await self.broker.cancel(_task_id(args))}
+
+    async def _wait(self, conn: Connection, args: Args) -> dict[str, Any]:
+        timeout_ms = args.int("timeout_ms", low=0, high=_MAX_WAIT_MS, default=30_000)
+        return task_view(await self.broker.wait(_task_id(args), timeout_ms / 1000))
+
+    async def _stats(self, conn: Connection, args: Args) -> dict[str, Any]:
+        return await self.broker.stats()
+
+    async def _workers(self, conn: Connection, args: Args) -> list[dict[str, Any]]:
+        now = trio.current_time()
+        views = []
+        for info in self.broker.workers.all():
+            leases = await self.broker.worker_leases(info.worker_id)
+            views.append(worker_view(info, leases, now))
+        return views
+
+    async def _dlq_list(self, conn: Connection, args: Args) -> dict[str, Any]:
+        page = await self.broker.list_tasks(
+            "dead_letter",
+            args.optional_str("task_type"),
+            args.int("limit", low=1, high=self.config.max_page, default=100),
+            args.optional_bytes("cursor", max_len=64),
+        )
+        return {
+            "tasks": [task_view(task) for task in page.tasks],
+            "next_cursor": page.next_cursor,
+        }
+
+    async def _dlq_requeue(self, conn: Connection, args: Args) -> dict[str, Any]:
+        if args.has("task_id"):
+            await self.broker.dlq_requeue(_task_id(args))
+            return {"requeued": 1}
+        if not args.bool("all", default=False):
+            raise BadRequest("dlq_requeue: expected a task_id or all=true, got neither")
+        limit = args.int("limit", low=1, high=100_000, default=1000)
+        return {"requeued": await self.broker.dlq_requeue_all(args.optional_str("task_type"), limit)}
+
+    async def _dlq_purge(self, conn: Connection, args: Args) -> dict[str, Any]:
+        older_than_ms = args.optional_int("older_than_ms", low=0, high=2**53)
+        purged = await self.broker.dlq_purge(
+            None if older_than_ms is None else older_than_ms / 1000,
+            args.optional_str("task_type"),
+            args.int("limit", low=1, high=100_000, default=1000),
+        )
+        return {"purged": purged}
+
+    # Worker operations
+
+    async def _claim(self, conn: Connection, args: Args) -> dict[str, Any]:
+        worker_id = conn.require_worker("claim")
+        tasks = await self.broker.claim(
+            worker_id,
+            args.int("max_tasks", low=1, high=self.config.max_batch, default=1),
+            args.str_list("task_types", max_len=1000),
+            args.int("wait_ms", low=0, high=_MAX_CLAIM_WAIT_MS, default=0) / 1000,
+        )
+        return {"tasks": [claimed_view(task) for task in tasks]}
+
+    async def _ack(self, conn: Connection, args: Args) -> dict[str, Any]:
+        conn.require_worker("ack")
+        await self.broker.ack(
+            _task_id(args),
+            args.int("lease_id", low=1, high=_MAX_ID),
+            args.bytes("result", max_len=self.config.max_payload_bytes, default=b""),
+        )
+        return {}
+
+    async def _fail(self, conn: Connection, args: Args) -> dict[str, Any]:
+        conn.require_worker("fail")
+        retry_delay_ms = args.optional_int("retry_delay_ms", low=0, high=_MAX_DELAY_MS)
+        state = await self.broker.fail(
+            _task_id(args),
+            args.int("lease_id", low=1, high=_MAX_ID),
+            args.text("error", max_len=4096) or "failed without an error message",
+            retry_delay_s=None if retry_delay_ms is None else retry_delay_ms / 1000,
+            reject=args.bool("reject", default=False),
+        )
+        return {"state": state}
+
+    async def _heartbeat(self, conn: Connection, args: Args) -> dict[str, Any]:
+        worker_id = conn.require_worker("heartbeat")
+        task_ids = args.list("task_ids", max_len=100_000) if args.has("task_ids") else []
+        ids = [t for t in task_ids if isinstance(t, int) and not isinstance(t, bool)]
+        return {"cancel": await self.broker.heartbeat(worker_id, ids)}
+
+
+def _task_id(args: Args) -> int:
+    return args.int("task_id", low=1, high=_MAX_ID)
+
+
+def _request_id(message: dict[str, Any]) -> int:
+    request_id = message.get("id")
+    if not isinstance(request_id, int) or isinstance(request_id, bool):
+        raise BadRequest(f"id: expected an integer request id, got {request_id!r}")
+    if not 0 <= request_id <= _MAX_ID:
+        raise BadRequest(f"id: expected 0 to {_MAX_ID}, got {request_id}")
+    return request_id
+
+
+def _peer_name(stream: trio.SocketStream) -> str:
+    try:
+        host, port = stream.socket.getpeername()[:2]
+    except OSError:
+        return "?"
+    return f"{host}:{port}"
+

@@ -1,0 +1,151 @@
+"""``tq``: run a broker or a worker.
+
+Every command exits non-zero with a one-line reason on a user mistake (a bad
+config, an unreachable broker, a missing module) rather than a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import trio
+import typer
+
+from tq.broker.app import configure_logging, serve_forever
+from tq.broker.config import BrokerConfig, ConfigError, load_config
+from tq.errors import TqError
+from tq.worker import Worker, register_builtins, registry
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="tq",
+    help="tq: a durable task queue. Run a broker, run workers, submit tasks.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+log = logging.getLogger("tq.cli")
+
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 69
+EXIT_SOFTWARE = 70
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print a one-line reason to stderr and exit."""
+    typer.echo(f"tq: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def broker(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="YAML config file.")
+    ] = None,
+    data_dir: Annotated[str | None, typer.Option(help="Where the store lives.")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP protocol port.")] = None,
+    rest_port: Annotated[int | None, typer.Option(help="REST API port.")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Prometheus port.")] = None,
+    grpc_port: Annotated[int | None, typer.Option(help="gRPC port.")] = None,
+    fsync: Annotated[
+        bool | None, typer.Option("--fsync/--no-fsync", help="Sync each commit to disk.")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
+) -> None:
+    """Run the broker daemon on its embedded RocksDB store."""
+    try:
+        settings = load_config(config).with_overrides(
+            data_dir=data_dir,
+            host=host,
+            port=port,
+            rest_port=rest_port,
+            metrics_port=metrics_port,
+            grpc_port=grpc_port,
+            fsync=fsync,
+            log_level=log_level,
+        )
+        settings = settings.validated()
+    except ConfigError as exc:
+        fail(str(exc))
+    configure_logging(settings.log_level)
+    _run_broker(settings)
+
+
+def _run_broker(settings: BrokerConfig) -> None:
+    try:
+        trio.run(serve_forever, settings)
+    except TqError as exc:
+        fail(str(exc), EXIT_SOFTWARE)
+    except OSError as exc:
+        fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}", EXIT_UNAVAILABLE)
+
+
+@app.command()
+def worker(
+    broker_address: Annotated[
+        str,
+        typer.Option("--broker", "-b", envvar="TQ_BROKER", help="Broker HOST:PORT."),
+    ] = "127.0.0.1:6379",
+    concurrency: Annotated[int, typer.Option(min=1, help="Tasks run at once.")] = 4,
+    handlers: Annotated[
+        str, typer.Option(help="Comma-separated modules that register handlers.")
+    ] = "",
+    token: Annotated[
+        str | None, typer.Option(envvar="TQ_TOKEN", help="Broker auth token.")
+    ] = None,
+    drain_grace: Annotated[
+        float, typer.Option(help="Seconds running tasks get to finish on shutdown.")
+    ] = 30.0,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+) -> None:
+    """Run a worker: claim tasks from the broker and run their handlers."""
+    configure_logging(log_level)
+    for module in filter(None, (m.strip() for m in handlers.split(","))):
+        _import_handlers(module)
+    register_builtins(registry)
+    runner = Worker(
+        broker_address,
+        registry,
+        concurrency=concurrency,
+        token=token,
+        drain_grace_s=drain_grace,
+    )
+    try:
+        trio.run(_work_until_signalled, runner)
+    except TqError as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
+
+
+def _import_handlers(module: str) -> None:
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        fail(f"--handlers: cannot import {module!r}: {exc}")
+
+
+async def _work_until_signalled(runner: Worker) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_stop_on_signal, signals, runner)
+            await runner.run()
+            nursery.cancel_scope.cancel()
+
+
+async def _stop_on_signal(signals: trio.abc.ReceiveChannel[int], runner: Worker) -> None:
+    async for signum in signals:
+        log.info("stopping on %s: no new claims, draining", signal.Signals(signum).name)
+        runner.stop()
+
+
+def main() -> None:
+    """Entry point of the ``tq`` command."""
+    app()

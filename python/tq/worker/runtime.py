@@ -1,0 +1,315 @@
+"""The worker runtime: claim tasks, run handlers, report outcomes, heartbeat.
+
+A worker claims as many tasks as it has free slots, with a long poll, so a task
+starts the moment the broker has one. Each task runs under its timeout; async
+handlers run on the event loop and plain functions in threads. A heartbeat
+every heartbeat interval keeps the worker's leases alive and brings back the
+tasks whose cancel was requested.
+
+On `stop` (SIGTERM or Ctrl-C in `tq worker`) the worker stops claiming, gives
+running tasks the drain grace period to finish, then fails what is left so the
+broker retries it elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from tq.client import AsyncClient, WorkerHello, calls
+from tq.errors import ConnectionLost, StaleLease, TqError
+from tq.worker.outcomes import Reject, Retry
+from tq.worker.registry import HandlerRegistry, RegisteredHandler
+
+__all__ = ["ClaimedWork", "Worker", "default_worker_id"]
+
+log = logging.getLogger("tq.worker")
+
+CLAIM_WAIT_S = 5.0
+"""How long one claim waits at the broker for a task before asking again."""
+
+REPORT_ATTEMPTS = 5
+"""How many times an ack or fail is retried across reconnects."""
+
+
+def default_worker_id() -> str:
+    """``host-pid-random``: unique per process, readable in logs."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class ClaimedWork:
+    """A task this worker holds, and the scope that runs it."""
+
+    task_id: int
+    task_type: str
+    payload: bytes
+    lease_id: int
+    attempt: int
+    timeout_s: float
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    cancel_requested: bool = False
+
+    @classmethod
+    def from_map(cls, raw: dict[str, Any]) -> ClaimedWork:
+        """Build from a claimed task's wire map."""
+        return cls(
+            raw["task_id"],
+            raw["task_type"],
+            raw["payload"],
+            raw["lease_id"],
+            raw["attempt"],
+            raw["timeout_ms"] / 1000,
+        )
+
+
+class Worker:
+    """Runs tasks from one broker with the handlers of one registry."""
+
+    def __init__(
+        self,
+        address: str,
+        registry: HandlerRegistry,
+        *,
+        concurrency: int = 4,
+        token: str | None = None,
+        worker_id: str | None = None,
+        drain_grace_s: float = 30.0,
+        task_types: tuple[str, ...] | None = None,
+    ) -> None:
+        """Create a worker.
+
+        Args:
+            address: The broker's ``HOST:PORT``.
+            registry: Where its handlers are registered.
+            concurrency: How many tasks it runs at once.
+            token: The broker's auth token, if it has one.
+            worker_id: Its id; a unique one is made up if not given.
+            drain_grace_s: How long running tasks get to finish on `stop`.
+            task_types: Claim only these types; all registered ones if None.
+        """
+        if concurrency < 1:
+            raise ValueError(f"concurrency: expected at least 1, got {concurrency}")
+        self.address = address
+        self.registry = registry
+        self.concurrency = concurrency
+        self.worker_id = worker_id or default_worker_id()
+        self.drain_grace_s = drain_grace_s
+        self.task_types = tuple(task_types or registry.task_types())
+        self._token = token
+        self._running: dict[int, ClaimedWork] = {}
+        self._slot_freed = trio.Event()
+        self._stopping = trio.Event()
+        self._threads = trio.CapacityLimiter(concurrency)
+        self.completed = 0
+        self.failed = 0
+
+    @property
+    def running(self) -> int:
+        """How many tasks run right now."""
+        return len(self._running)
+
+    def stop(self) -> None:
+        """Stop claiming and drain (see the module docstring)."""
+        self._stopping.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Work until `stop` is called and the drain is over."""
+        hello = WorkerHello(self.worker_id, self.concurrency, self.task_types)
+        client = AsyncClient(self.address, token=self._token, worker=hello)
+        async with client:
+            log.info(
+                "worker started worker_id=%s broker=%s concurrency=%d types=%s",
+                self.worker_id,
+                self.address,
+                self.concurrency,
+                ",".join(self.task_types),
+            )
+            task_status.started()
+            async with trio.open_nursery() as services:
+                services.start_soon(self._heartbeat_loop, client)
+                async with trio.open_nursery() as tasks:
+                    await self._claim_loop(client, tasks)
+                    await self._drain(client, tasks)
+                services.cancel_scope.cancel()
+        log.info(
+            "worker stopped worker_id=%s completed=%d failed=%d",
+            self.worker_id,
+            self.completed,
+            self.failed,
+        )
+
+    # Claiming
+
+    async def _claim_loop(self, client: AsyncClient, tasks: trio.Nursery) -> None:
+        with trio.CancelScope() as scope:
+            tasks.start_soon(_cancel_on, self._stopping, scope)
+            while True:
+                free = self.concurrency - len(self._running)
+                if free == 0:
+                    await self._slot_freed.wait()
+                    self._slot_freed = trio.Event()
+                    continue
+                for raw in await self._claim(client, free):
+                    work = ClaimedWork.from_map(raw)
+                    self._running[work.task_id] = work
+                    tasks.start_soon(self._run_task, client, work)
+
+    async def _claim(self, client: AsyncClient, free: int) -> list[dict[str, Any]]:
+        # Shielded: once a claim is sent, its answer must be taken, or the broker
+        # would lease tasks to this worker that it never runs.
+        with trio.CancelScope(shield=True):
+            try:
+                return await client.call(calls.claim(free, self.task_types, CLAIM_WAIT_S))
+            except ConnectionLost as exc:
+                log.warning("claim failed, reconnecting: %s", exc)
+                return []
+
+    # Running
+
+    async def _run_task(self, client: AsyncClient, work: ClaimedWork) -> None:
+        try:
+            outcome = await self._execute(work)
+            await self._report(client, work, outcome)
+        finally:
+            self._running.pop(work.task_id, None)
+            self._slot_freed.set()
+
+    async def _execute(self, work: ClaimedWork) -> calls.Call[Any]:
+        """Run the handler and turn what happened into the ack or fail to send."""
+        handler = self.registry.get(work.task_type)
+        if handler is None:
+            return calls.fail(
+                work.task_id,
+                work.lease_id,
+                f"no handler for task type {work.task_type!r} on worker {self.worker_id}",
+            )
+        error: str
+        with work.scope:
+            with trio.move_on_after(work.timeout_s) as timeout_scope:
+                try:
+                    result = _as_bytes(
+                        await _call_handler(handler, work.payload, self._threads)
+                    )
+                except Retry as retry:
+                    return calls.fail(
+                        work.task_id, work.lease_id, retry.reason, retry_delay_s=retry.delay_s
+                    )
+                except Reject as reject:
+                    return calls.fail(work.task_id, work.lease_id, reject.reason, reject=True)
+                except Exception as exc:
+                    error = f"{type(exc).__name__}: {exc}"
+                    return calls.fail(work.task_id, work.lease_id, error)
+                return calls.ack(work.task_id, work.lease_id, result)
+            if timeout_scope.cancelled_caught:
+                return calls.fail(
+                    work.task_id, work.lease_id, f"timed out after {work.timeout_s:g}s"
+                )
+        reason = "cancel requested" if work.cancel_requested else "worker stopped first"
+        return calls.fail(work.task_id, work.lease_id, reason, retry_delay_s=0.0)
+
+    async def _report(self, client: AsyncClient, work: ClaimedWork, outcome: calls.Call[Any]) -> None:
+        """Send the ack or fail, across reconnects; a stale lease ends it."""
+        with trio.CancelScope(shield=True):
+            for attempt in range(1, REPORT_ATTEMPTS + 1):
+                try:
+                    await client.call(outcome)
+                except StaleLease as exc:
+                    log.warning(
+                        "outcome discarded task_id=%d type=%s attempt=%d worker_id=%s: %s",
+                        work.task_id,
+                        work.task_type,
+                        work.attempt,
+                        self.worker_id,
+                        exc,
+                    )
+                    return
+                except ConnectionLost as exc:
+                    log.warning("report failed (try %d): %s", attempt, exc)
+                    continue
+                except TqError as exc:
+                    log.error("report refused task_id=%d: %s", work.task_id, exc)
+                    return
+                self._count(work, outcome)
+                return
+
+    def _count(self, work: ClaimedWork, outcome: calls.Call[Any]) -> None:
+        acked = outcome.op == calls.Op.ACK
+        if acked:
+            self.completed += 1
+        else:
+            self.failed += 1
+        log.debug(
+            "task %s task_id=%d type=%s attempt=%d worker_id=%s",
+            "completed" if acked else "failed",
+            work.task_id,
+            work.task_type,
+            work.attempt,
+            self.worker_id,
+        )
+
+    # Heartbeats and drain
+
+    async def _heartbeat_loop(self, client: AsyncClient) -> None:
+        interval_s = client.server_info.get("heartbeat_interval_ms", 15_000) / 1000
+        while True:
+            await trio.sleep(interval_s)
+            try:
+                cancel = await client.call(calls.heartbeat(list(self._running)))
+            except ConnectionLost as exc:
+                log.warning("heartbeat failed, retrying next interval: %s", exc)
+                continue
+            for task_id in cancel:
+                work = self._running.get(task_id)
+                if work is not None and not work.cancel_requested:
+                    log.info("task cancel requested task_id=%d worker_id=%s", task_id, self.worker_id)
+                    work.cancel_requested = True
+                    work.scope.cancel()
+
+    async def _drain(self, client: AsyncClient, tasks: trio.Nursery) -> None:
+        if not self._running:
+            return
+        log.info(
+            "draining worker_id=%s running=%d grace_s=%g",
+            self.worker_id,
+            len(self._running),
+            self.drain_grace_s,
+        )
+        with trio.move_on_after(self.drain_grace_s):
+            while self._running:
+                await self._slot_freed.wait()
+                self._slot_freed = trio.Event()
+        for work in list(self._running.values()):
+            work.scope.cancel()
+
+
+async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
+
+
+async def _call_handler(
+    handler: RegisteredHandler, payload: bytes, threads: trio.CapacityLimiter
+) -> Any:
+    if handler.is_async:
+        return await handler.fn(payload)
+    # abandon_on_cancel: a timed-out thread cannot be stopped, only left behind.
+    return await trio.to_thread.run_sync(
+        handler.fn, payload, abandon_on_cancel=True, limiter=threads
+    )
+
+
+def _as_bytes(result: Any) -> bytes:
+    if result is None:
+        return b""
+    if isinstance(result, bytes | bytearray | memoryview):
+        return bytes(result)
+    if isinstance(result, str):
+        return result.encode()
+    raise TypeError(f"handler result: expected bytes, str or None, got {type(result).__name__}")

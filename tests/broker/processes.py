@@ -1,0 +1,142 @@
+"""Real broker and worker processes for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).parent
+LISTENING = re.compile(r"listening host=\S+ port=(\d+)")
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")])
+    return env
+
+
+@dataclass
+class BrokerProcess:
+    """A `tq broker` process on its own data dir."""
+
+    data_dir: Path
+    log_path: Path
+    config: dict[str, object] = field(default_factory=dict)
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        config_path = self.data_dir.parent / "broker.yaml"
+        settings = {"port": self.port, "data_dir": str(self.data_dir), **self.config}
+        config_path.write_text(yaml.safe_dump(settings))
+        log = self.log_path.open("ab")
+        offset = self.log_path.stat().st_size
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tq", "broker", "--config", str(config_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=_env(),
+        )
+        self.port = self._wait_for_port(offset, timeout_s)
+
+    def _wait_for_port(self, offset: int, timeout_s: float) -> int:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            text = self.log_path.read_bytes()[offset:].decode(errors="replace")
+            match = LISTENING.search(text)
+            if match:
+                return int(match.group(1))
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"broker exited with {self.proc.returncode}:\n{text}")
+            time.sleep(0.02)
+        raise TimeoutError(f"broker did not listen within {timeout_s}s")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no flush."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def stop(self) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        if self.proc is None:
+            return 0
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=30)
+        self.proc = None
+        return code
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@dataclass
+class WorkerProcess:
+    """A `tq worker` process running the handlers of `e2e_handlers`."""
+
+    address: str
+    log_path: Path
+    concurrency: int = 1
+    extra_env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**_env(), **self.extra_env}
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tq",
+                "worker",
+                "--broker",
+                self.address,
+                "--concurrency",
+                str(self.concurrency),
+                "--handlers",
+                "e2e_handlers",
+                "--drain-grace",
+                "2",
+            ],
+            stdout=self.log_path.open("ab"),
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def stop(self) -> int:
+        if self.proc is None:
+            return 0
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=30)
+        self.proc = None
+        return code
+
+
+def wait_until(predicate: object, timeout_s: float, what: str) -> None:
+    """Poll ``predicate`` (a callable) until true; fail naming ``what``."""
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")

@@ -1,0 +1,145 @@
+"""Tasks flowing through real broker and worker processes."""
+
+from __future__ import annotations
+
+import random
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from processes import BrokerProcess, WorkerProcess, wait_until
+
+from tq import AsyncClient, Client, Priority
+from tq.errors import QueueFull, TaskFailed
+
+
+def test_submitted_task_completes_with_its_result(
+    broker: BrokerProcess, spawn_worker: Callable[..., WorkerProcess]
+) -> None:
+    spawn_worker()
+    with Client.connect(broker.address) as client:
+        task_id = client.submit_task("echo", b"hello", Priority.normal())
+        assert client.wait_for_result(task_id, timeout=30) == b"hello"
+        task = client.get_task(task_id)
+    assert task.state == "completed"
+    assert task.attempts == 1
+
+
+async def test_async_client_submits_and_waits_for_the_result(
+    broker: BrokerProcess, spawn_worker: Callable[..., WorkerProcess]
+) -> None:
+    spawn_worker()
+    async with AsyncClient.connect(broker.address) as client:
+        ids = await client.submit_many([("echo", f"n{i}".encode(), 100) for i in range(5)])
+        results = [await client.wait_for_result(task_id, 30) for task_id in ids]
+    assert results == [f"n{i}".encode() for i in range(5)]
+
+
+def test_tasks_run_in_priority_order_then_fifo(
+    broker: BrokerProcess, spawn_worker: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
+    record = tmp_path / "order.txt"
+    rng = random.Random(7)
+    submitted = []
+    with Client.connect(broker.address) as client:
+        for n in range(40):
+            priority = rng.choice([10, 120, 150, 250])
+            client.submit_task("record", f"{priority}:{n}".encode(), priority)
+            submitted.append((priority, n))
+        spawn_worker(concurrency=1, TQ_TEST_RECORD=str(record))
+        wait_until(
+            lambda: client.stats()["by_state"]["completed"] == 40, 30, "40 completed"
+        )
+    ran = [tuple(map(int, line.split(":"))) for line in record.read_text().split()]
+    assert ran == sorted(submitted, key=lambda pn: (-pn[0], pn[1]))
+
+
+def test_delayed_tasks_start_within_10_ms_of_their_time(
+    broker: BrokerProcess, spawn_worker: Callable[..., WorkerProcess]
+) -> None:
+    spawn_worker(concurrency=4)
+    lateness_ms = []
+    with Client.connect(broker.address) as client:
+        client.wait_for_result(client.submit_task("echo", b"warm up"), timeout=30)
+        ids = [client.submit_task("started_at", b"", delay=0.3 + i * 0.05) for i in range(8)]
+        for task_id in ids:
+            started_s = float(client.wait_for_result(task_id, timeout=30))
+            task = client.get_task(task_id)
+            lateness_ms.append(started_s * 1000 - task.run_at_ms)
+    print(f"delayed task lateness ms: {sorted(round(x, 2) for x in lateness_ms)}")
+    assert min(lateness_ms) >= 0
+    assert statistics.median(lateness_ms) < 10
+    assert max(lateness_ms) < 50, "a shared machine may delay one; none by 50 ms"
+
+
+def test_failing_task_backs_off_then_is_dead_lettered_with_every_error(
+    broker: BrokerProcess, spawn_worker: Callable[..., WorkerProcess]
+) -> None:
+    spawn_worker()
+    with Client.connect(broker.address) as client:
+        task_id = client.submit_task("always_fails", b"x", max_retries=3)
+        with pytest.raises(TaskFailed) as failed:
+            client.wait_for_result(task_id, timeout=30)
+        task = client.get_task(task_id)
+    assert failed.value.state == "dead_letter"
+    assert task.state == "dead_letter"
+    assert [a.error for a in task.history] == ["RuntimeError: boom on x"] * 4
+    for attempt, (before, after) in enumerate(zip(task.history, task.history[1:]), 1):
+        assert before.ended_ms is not None
+        waited_s = (after.started_ms - before.ended_ms) / 1000
+        ceiling = min(2.0, 0.2 * 2 ** (attempt - 1))
+        # Jitter 0.5 shortens a delay by up to half; allow 100 ms of delivery.
+        assert ceiling * 0.5 - 0.01 <= waited_s <= ceiling + 0.1, (attempt, waited_s)
+
+
+def test_retry_asks_for_its_delay_and_reject_dead_letters_at_once(
+    broker: BrokerProcess, spawn_worker: Callable[..., WorkerProcess]
+) -> None:
+    spawn_worker()
+    with Client.connect(broker.address) as client:
+        retried = client.submit_task("retry_later", b"0.5", max_retries=1)
+        rejected = client.submit_task("reject", b"", max_retries=5)
+        for task_id in (retried, rejected):
+            with pytest.raises(TaskFailed):
+                client.wait_for_result(task_id, timeout=30)
+        retried_task = client.get_task(retried)
+        rejected_task = client.get_task(rejected)
+    first, second = retried_task.history
+    assert first.ended_ms is not None
+    assert 0.5 <= (second.started_ms - first.ended_ms) / 1000 < 0.7
+    assert rejected_task.attempts == 1
+    assert rejected_task.state == "dead_letter"
+    assert rejected_task.last_error == "payload refused"
+
+
+def test_requeued_dead_letter_runs_again(
+    broker: BrokerProcess, spawn_worker: Callable[..., WorkerProcess]
+) -> None:
+    spawn_worker()
+    with Client.connect(broker.address) as client:
+        task_id = client.submit_task("always_fails", b"y", max_retries=0)
+        with pytest.raises(TaskFailed):
+            client.wait_for_result(task_id, timeout=30)
+        assert [t.task_id for t in client.dlq_list().tasks] == [task_id]
+        assert client.dlq_requeue(task_id) == 1
+        with pytest.raises(TaskFailed):
+            client.wait_for_result(task_id, timeout=30)
+        task = client.get_task(task_id)
+    assert len(task.history) == 2
+
+
+def test_queue_full_refuses_submits_and_loses_nothing(tmp_path: Path) -> None:
+    broker = BrokerProcess(tmp_path / "data", tmp_path / "broker.log", {"max_pending": 10})
+    broker.start()
+    try:
+        with Client.connect(broker.address) as client:
+            ids = [client.submit_task("echo", str(n).encode()) for n in range(10)]
+            with pytest.raises(QueueFull, match="threshold of 10"):
+                client.submit_task("echo", b"one too many")
+            with pytest.raises(QueueFull):
+                client.submit_many([("echo", b"a", 1), ("echo", b"b", 1)])
+            assert [client.get_task(i).state for i in ids] == ["pending"] * 10
+            assert client.stats()["by_state"]["pending"] == 10
+    finally:
+        broker.kill()
