@@ -331,17 +331,21 @@ class Engine:
         """Requeue up to ``limit`` dead letters (of one type, or all)."""
 
     def purge_dead_letters(
-        self, before_ms: int | None = None, task_type: str | None = None,
-        limit: int = 1000
+        self,
+        before_ms: int | None = None,
+        task_type: str | None = None,
+        limit: int = 1000,
     ) -> int:
         """Delete up to ``limit`` dead letters dead-lettered before ``before_ms``."""
 
     def sweep(
         self, completed_before_ms: int, dead_letter_before_ms: int, limit: int = 1000
     ) -> int:
-        """Delete completed and cancelled tasks finished before
-        ``completed_before_ms`` and dead letters from before
-        ``dead_letter_before_ms``; return how many went."""
+        """Delete finished tasks past their retention; return how many went.
+
+        Completed and cancelled tasks finished before ``completed_before_ms``
+        go, and dead letters from before ``dead_letter_before_ms``.
+        """
 
     def get(self, task_id: int) -> Task: ...
     def list_tasks(

@@ -21,7 +21,9 @@ FAST_CONFIG: dict[str, object] = {
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[BrokerProcess]:
-    process = BrokerProcess(tmp_path / "data", tmp_path / "broker.log", dict(FAST_CONFIG))
+    process = BrokerProcess(
+        tmp_path / "data", tmp_path / "broker.log", dict(FAST_CONFIG)
+    )
     process.start()
     yield process
     process.kill()

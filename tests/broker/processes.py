@@ -60,7 +60,9 @@ class BrokerProcess:
                 return int(match.group(1))
             assert self.proc is not None
             if self.proc.poll() is not None:
-                raise RuntimeError(f"broker exited with {self.proc.returncode}:\n{text}")
+                raise RuntimeError(
+                    f"broker exited with {self.proc.returncode}:\n{text}"
+                )
             time.sleep(0.02)
         raise TimeoutError(f"broker did not listen within {timeout_s}s")
 

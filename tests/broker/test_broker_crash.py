@@ -38,7 +38,9 @@ def test_broker_killed_20_times_under_load_loses_no_acknowledged_task(
     record = tmp_path / "executions.txt"
     produced = tmp_path / "produced.txt"
     workers = [
-        WorkerProcess(broker.address, tmp_path / f"w{n}.log", 4, {"TQ_TEST_RECORD": str(record)})
+        WorkerProcess(
+            broker.address, tmp_path / f"w{n}.log", 4, {"TQ_TEST_RECORD": str(record)}
+        )
         for n in range(2)
     ]
     producer = subprocess.Popen(

@@ -31,7 +31,9 @@ async def test_async_client_submits_and_waits_for_the_result(
 ) -> None:
     spawn_worker()
     async with AsyncClient.connect(broker.address) as client:
-        ids = await client.submit_many([("echo", f"n{i}".encode(), 100) for i in range(5)])
+        ids = await client.submit_many(
+            [("echo", f"n{i}".encode(), 100) for i in range(5)]
+        )
         results = [await client.wait_for_result(task_id, 30) for task_id in ids]
     assert results == [f"n{i}".encode() for i in range(5)]
 
@@ -62,7 +64,10 @@ def test_delayed_tasks_start_within_10_ms_of_their_time(
     lateness_ms = []
     with Client.connect(broker.address) as client:
         client.wait_for_result(client.submit_task("echo", b"warm up"), timeout=30)
-        ids = [client.submit_task("started_at", b"", delay=0.3 + i * 0.05) for i in range(8)]
+        ids = [
+            client.submit_task("started_at", b"", delay=0.3 + i * 0.05)
+            for i in range(8)
+        ]
         for task_id in ids:
             started_s = float(client.wait_for_result(task_id, timeout=30))
             task = client.get_task(task_id)
@@ -85,7 +90,9 @@ def test_failing_task_backs_off_then_is_dead_lettered_with_every_error(
     assert failed.value.state == "dead_letter"
     assert task.state == "dead_letter"
     assert [a.error for a in task.history] == ["RuntimeError: boom on x"] * 4
-    for attempt, (before, after) in enumerate(zip(task.history, task.history[1:]), 1):
+    for attempt, (before, after) in enumerate(
+        zip(task.history, task.history[1:], strict=False), 1
+    ):
         assert before.ended_ms is not None
         waited_s = (after.started_ms - before.ended_ms) / 1000
         ceiling = min(2.0, 0.2 * 2 ** (attempt - 1))
@@ -130,7 +137,9 @@ def test_requeued_dead_letter_runs_again(
 
 
 def test_queue_full_refuses_submits_and_loses_nothing(tmp_path: Path) -> None:
-    broker = BrokerProcess(tmp_path / "data", tmp_path / "broker.log", {"max_pending": 10})
+    broker = BrokerProcess(
+        tmp_path / "data", tmp_path / "broker.log", {"max_pending": 10}
+    )
     broker.start()
     try:
         with Client.connect(broker.address) as client:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import signal
 from dataclasses import dataclass
-from pathlib import Path
 
 import trio
 
@@ -49,7 +48,7 @@ async def run_broker(
         StoreLocked: The data dir is open in another process.
         StorageError: The store cannot be opened.
     """
-    Path(config.data_dir).mkdir(parents=True, exist_ok=True)
+    await trio.Path(config.data_dir).mkdir(parents=True, exist_ok=True)
     engine = await trio.to_thread.run_sync(
         lambda: _core.Engine(config.data_dir, fsync=config.fsync)
     )

@@ -146,7 +146,9 @@ class CommitLoop:
             self._parked.remove(claim)
         return True
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Commit batches until cancelled; a commit in flight always finishes."""
         task_status.started()
         while True:

@@ -157,7 +157,11 @@ class BrokerConfig:
 
 
 def _check_range(key: str, value: object, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not low <= value <= high
+    ):
         raise _error(key, value, f"an integer from {low} to {high}")
 
 
@@ -270,7 +274,9 @@ def _raft_from_mapping(raw: object) -> RaftConfig:
     if not isinstance(peers, list) or not all(isinstance(p, str) for p in peers):
         raise _error("raft.peers", peers, "a list of host:port strings")
     return RaftConfig(
-        enabled=_typed("raft.enabled", raw.get("enabled", False), bool, "true or false"),
+        enabled=_typed(
+            "raft.enabled", raw.get("enabled", False), bool, "true or false"
+        ),
         node_id=_typed("raft.node_id", raw.get("node_id", 1), int, "an integer"),
         peers=tuple(peers),
         election_timeout_ms=_typed(

@@ -71,7 +71,9 @@ class Subscription:
         if self.kinds is not None and event.kind not in self.kinds:
             return False
         task_type = event.data.get("task_type")
-        return self.task_types is None or task_type is None or task_type in self.task_types
+        return (
+            self.task_types is None or task_type is None or task_type in self.task_types
+        )
 
     async def events(self) -> AsyncIterator[Event]:
         """The events as they come.

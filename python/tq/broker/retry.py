@@ -1,7 +1,7 @@
 """The retry policy: when a failed attempt runs again, or goes to the dead letters.
 
 Backoff is exponential with jitter: attempt ``n`` waits
-``min(backoff_max, backoff_base × 2^(n−1))``, shortened by a random fraction of
+``min(backoff_max, backoff_base * 2^(n-1))``, shortened by a random fraction of
 up to ``jitter`` so that tasks failing together do not retry together. A task
 gets ``max_retries`` retries, that is ``max_retries + 1`` attempts, unless a
 handler rejects it first.
@@ -52,8 +52,8 @@ class RetryPolicy:
     def backoff_s(self, attempt: int) -> float:
         """The delay after failed attempt ``attempt`` (1 for the first).
 
-        Always within ``[(1 − jitter) × d, d]`` where ``d`` is the un-jittered
-        delay ``min(max_s, base_s × 2^(attempt−1))``.
+        Always within ``[(1 - jitter) * d, d]`` where ``d`` is the un-jittered
+        delay ``min(max_s, base_s * 2^(attempt-1))``.
         """
         exponent = min(max(attempt - 1, 0), 64)
         delay = min(self.max_s, self.base_s * 2.0**exponent)
@@ -85,7 +85,8 @@ class RetryPolicy:
             return RetryDecision(None, "rejected by the handler")
         if attempt > max_retries:
             return RetryDecision(
-                None, f"out of retries after {attempt} attempts (max_retries={max_retries})"
+                None,
+                f"out of retries after {attempt} attempts (max_retries={max_retries})",
             )
         delay_s = self.backoff_s(attempt) if retry_delay_s is None else retry_delay_s
         return RetryDecision(now_ms + round(max(delay_s, 0.0) * 1000))

@@ -68,7 +68,9 @@ class Connection:
     def require_worker(self, op: str) -> str:
         """The worker id, or a `BadRequest` for a client connection."""
         if self.worker_id is None:
-            raise BadRequest(f"{op}: only a worker may call it; say hello with a worker id")
+            raise BadRequest(
+                f"{op}: only a worker may call it; say hello with a worker id"
+            )
         return self.worker_id
 
 
@@ -99,10 +101,16 @@ class ProtocolServer:
         }
 
     async def serve(
-        self, *, task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED
+        self,
+        *,
+        task_status: trio.TaskStatus[
+            list[trio.SocketListener]
+        ] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Listen on the configured host and port until cancelled."""
-        listeners = await trio.open_tcp_listeners(self.config.port, host=self.config.host)
+        listeners = await trio.open_tcp_listeners(
+            self.config.port, host=self.config.host
+        )
         port = listeners[0].socket.getsockname()[1]
         log.info("listening host=%s port=%d", self.config.host, port)
         task_status.started(listeners)
@@ -162,11 +170,13 @@ class ProtocolServer:
         in_flight = trio.CapacityLimiter(MAX_IN_FLIGHT)
         hello_deadline = trio.current_time() + HELLO_TIMEOUT_S
         while True:
-            data: bytes | None = None
+            data: bytes | bytearray | None = None
             with trio.move_on_at(math.inf if conn.said_hello else hello_deadline):
                 data = await conn.stream.receive_some(65536)
             if data is None:
-                log.info("no hello within %gs peer=%s; closing", HELLO_TIMEOUT_S, conn.peer)
+                log.info(
+                    "no hello within %gs peer=%s; closing", HELLO_TIMEOUT_S, conn.peer
+                )
                 return
             if not data:
                 return
@@ -182,7 +192,9 @@ class ProtocolServer:
                 await in_flight.acquire_on_behalf_of(body)
                 requests.start_soon(self._run_request, conn, body, in_flight)
             if decoder.error is not None:
-                log.info("frame too large peer=%s; closing: %s", conn.peer, decoder.error)
+                log.info(
+                    "frame too large peer=%s; closing: %s", conn.peer, decoder.error
+                )
                 self._reply_error(conn, None, decoder.error)
                 return
 
@@ -206,12 +218,12 @@ class ProtocolServer:
         return True
 
     def _accept_hello(self, conn: Connection, args: Args) -> dict[str, Any]:
-        version = args.int("version", low=0, high=2**31)
+        version = args.integer("version", low=0, high=2**31)
         if version != PROTOCOL_VERSION:
             raise BadRequest(f"version: expected {PROTOCOL_VERSION}, got {version}")
         token = self.config.auth_token
         if token is not None:
-            given = args.optional_str("token", max_len=4096) or ""
+            given = args.optional_name("token", max_len=4096) or ""
             if not hmac.compare_digest(given.encode(), token.encode()):
                 raise Unauthorized("token: missing or wrong")
         if args.has("worker_id"):
@@ -227,13 +239,13 @@ class ProtocolServer:
         }
 
     def _join_worker(self, args: Args) -> str:
-        worker_id = args.str("worker_id")
+        worker_id = args.name("worker_id")
         info = WorkerInfo(
             worker_id,
-            hostname=args.str("hostname", default="?"),
-            pid=args.int("pid", low=0, high=2**31, default=0),
-            concurrency=args.int("concurrency", low=1, high=100_000, default=1),
-            task_types=tuple(args.str_list("task_types", max_len=1000) or ()),
+            hostname=args.name("hostname", default="?"),
+            pid=args.integer("pid", low=0, high=2**31, default=0),
+            concurrency=args.integer("concurrency", low=1, high=100_000, default=1),
+            task_types=tuple(args.names("task_types", max_len=1000) or ()),
         )
         self.broker.workers.join(info)
         return worker_id
@@ -252,8 +264,12 @@ class ProtocolServer:
         except TqError as exc:
             self._reply_error(conn, request_id, exc)
         except Exception:
-            log.exception("internal error answering peer=%s request_id=%s", conn.peer, request_id)
-            self._reply_error(conn, request_id, TqError("internal error; see the broker log"))
+            log.exception(
+                "internal error answering peer=%s request_id=%s", conn.peer, request_id
+            )
+            self._reply_error(
+                conn, request_id, TqError("internal error; see the broker log")
+            )
         else:
             conn.send.send_nowait(encode_frame(ok_response(request_id or 0, result)))
         finally:
@@ -269,21 +285,26 @@ class ProtocolServer:
             )
         return handler
 
-    def _reply_error(self, conn: Connection, request_id: int | None, error: TqError) -> None:
+    def _reply_error(
+        self, conn: Connection, request_id: int | None, error: TqError
+    ) -> None:
         conn.send.send_nowait(encode_frame(error_response(request_id, error)))
 
     # Client operations
 
     def _spec(self, args: Args) -> TaskSpec:
-        timeout_ms = args.optional_int("timeout_ms", low=1, high=_MAX_DELAY_MS)
+        timeout_ms = args.optional_integer("timeout_ms", low=1, high=_MAX_DELAY_MS)
         return TaskSpec(
-            task_type=args.str("task_type"),
-            payload=args.bytes("payload", max_len=self.config.max_payload_bytes, default=b""),
-            priority=args.int("priority", low=0, high=255, default=100),
-            delay_s=args.int("delay_ms", low=0, high=_MAX_DELAY_MS, default=0) / 1000,
+            task_type=args.name("task_type"),
+            payload=args.blob(
+                "payload", max_len=self.config.max_payload_bytes, default=b""
+            ),
+            priority=args.integer("priority", low=0, high=255, default=100),
+            delay_s=args.integer("delay_ms", low=0, high=_MAX_DELAY_MS, default=0)
+            / 1000,
             timeout_s=None if timeout_ms is None else timeout_ms / 1000,
-            max_retries=args.optional_int("max_retries", low=0, high=1000),
-            idempotency_key=args.optional_str("idempotency_key"),
+            max_retries=args.optional_integer("max_retries", low=0, high=1000),
+            idempotency_key=args.optional_name("idempotency_key"),
         )
 
     async def _submit(self, conn: Connection, args: Args) -> dict[str, Any]:
@@ -291,7 +312,7 @@ class ProtocolServer:
         return {"task_id": submitted.task_id, "created": submitted.created}
 
     async def _submit_many(self, conn: Connection, args: Args) -> dict[str, Any]:
-        items = args.list("tasks", max_len=self.config.max_batch)
+        items = args.items("tasks", max_len=self.config.max_batch)
         specs = [self._spec(Args(item)) for item in items]
         submitted = await self.broker.submit_many(specs)
         return {
@@ -304,10 +325,10 @@ class ProtocolServer:
 
     async def _list(self, conn: Connection, args: Args) -> dict[str, Any]:
         page = await self.broker.list_tasks(
-            args.str("state"),
-            args.optional_str("task_type"),
-            args.int("limit", low=1, high=self.config.max_page, default=100),
-            args.optional_bytes("cursor", max_len=64),
+            args.name("state"),
+            args.optional_name("task_type"),
+            args.integer("limit", low=1, high=self.config.max_page, default=100),
+            args.optional_blob("cursor", max_len=64),
         )
         return {
             "tasks": [task_view(task) for task in page.tasks],
@@ -318,7 +339,9 @@ class ProtocolServer:
         return {"state": await self.broker.cancel(_task_id(args))}
 
     async def _wait(self, conn: Connection, args: Args) -> dict[str, Any]:
-        timeout_ms = args.int("timeout_ms", low=0, high=_MAX_WAIT_MS, default=30_000)
+        timeout_ms = args.integer(
+            "timeout_ms", low=0, high=_MAX_WAIT_MS, default=30_000
+        )
         return task_view(await self.broker.wait(_task_id(args), timeout_ms / 1000))
 
     async def _stats(self, conn: Connection, args: Args) -> dict[str, Any]:
@@ -335,9 +358,9 @@ class ProtocolServer:
     async def _dlq_list(self, conn: Connection, args: Args) -> dict[str, Any]:
         page = await self.broker.list_tasks(
             "dead_letter",
-            args.optional_str("task_type"),
-            args.int("limit", low=1, high=self.config.max_page, default=100),
-            args.optional_bytes("cursor", max_len=64),
+            args.optional_name("task_type"),
+            args.integer("limit", low=1, high=self.config.max_page, default=100),
+            args.optional_blob("cursor", max_len=64),
         )
         return {
             "tasks": [task_view(task) for task in page.tasks],
@@ -348,17 +371,21 @@ class ProtocolServer:
         if args.has("task_id"):
             await self.broker.dlq_requeue(_task_id(args))
             return {"requeued": 1}
-        if not args.bool("all", default=False):
+        if not args.flag("all", default=False):
             raise BadRequest("dlq_requeue: expected a task_id or all=true, got neither")
-        limit = args.int("limit", low=1, high=100_000, default=1000)
-        return {"requeued": await self.broker.dlq_requeue_all(args.optional_str("task_type"), limit)}
+        limit = args.integer("limit", low=1, high=100_000, default=1000)
+        return {
+            "requeued": await self.broker.dlq_requeue_all(
+                args.optional_name("task_type"), limit
+            )
+        }
 
     async def _dlq_purge(self, conn: Connection, args: Args) -> dict[str, Any]:
-        older_than_ms = args.optional_int("older_than_ms", low=0, high=2**53)
+        older_than_ms = args.optional_integer("older_than_ms", low=0, high=2**53)
         purged = await self.broker.dlq_purge(
             None if older_than_ms is None else older_than_ms / 1000,
-            args.optional_str("task_type"),
-            args.int("limit", low=1, high=100_000, default=1000),
+            args.optional_name("task_type"),
+            args.integer("limit", low=1, high=100_000, default=1000),
         )
         return {"purged": purged}
 
@@ -368,9 +395,9 @@ class ProtocolServer:
         worker_id = conn.require_worker("claim")
         tasks = await self.broker.claim(
             worker_id,
-            args.int("max_tasks", low=1, high=self.config.max_batch, default=1),
-            args.str_list("task_types", max_len=1000),
-            args.int("wait_ms", low=0, high=_MAX_CLAIM_WAIT_MS, default=0) / 1000,
+            args.integer("max_tasks", low=1, high=self.config.max_batch, default=1),
+            args.names("task_types", max_len=1000),
+            args.integer("wait_ms", low=0, high=_MAX_CLAIM_WAIT_MS, default=0) / 1000,
         )
         return {"tasks": [claimed_view(task) for task in tasks]}
 
@@ -378,32 +405,36 @@ class ProtocolServer:
         conn.require_worker("ack")
         await self.broker.ack(
             _task_id(args),
-            args.int("lease_id", low=1, high=_MAX_ID),
-            args.bytes("result", max_len=self.config.max_payload_bytes, default=b""),
+            args.integer("lease_id", low=1, high=_MAX_ID),
+            args.blob("result", max_len=self.config.max_payload_bytes, default=b""),
         )
         return {}
 
     async def _fail(self, conn: Connection, args: Args) -> dict[str, Any]:
         conn.require_worker("fail")
-        retry_delay_ms = args.optional_int("retry_delay_ms", low=0, high=_MAX_DELAY_MS)
+        retry_delay_ms = args.optional_integer(
+            "retry_delay_ms", low=0, high=_MAX_DELAY_MS
+        )
         state = await self.broker.fail(
             _task_id(args),
-            args.int("lease_id", low=1, high=_MAX_ID),
+            args.integer("lease_id", low=1, high=_MAX_ID),
             args.text("error", max_len=4096) or "failed without an error message",
             retry_delay_s=None if retry_delay_ms is None else retry_delay_ms / 1000,
-            reject=args.bool("reject", default=False),
+            reject=args.flag("reject", default=False),
         )
         return {"state": state}
 
     async def _heartbeat(self, conn: Connection, args: Args) -> dict[str, Any]:
         worker_id = conn.require_worker("heartbeat")
-        task_ids = args.list("task_ids", max_len=100_000) if args.has("task_ids") else []
+        task_ids = (
+            args.items("task_ids", max_len=100_000) if args.has("task_ids") else []
+        )
         ids = [t for t in task_ids if isinstance(t, int) and not isinstance(t, bool)]
         return {"cancel": await self.broker.heartbeat(worker_id, ids)}
 
 
 def _task_id(args: Args) -> int:
-    return args.int("task_id", low=1, high=_MAX_ID)
+    return args.integer("task_id", low=1, high=_MAX_ID)
 
 
 def _request_id(message: dict[str, Any]) -> int:
@@ -421,4 +452,3 @@ def _peer_name(stream: trio.SocketStream) -> str:
     except OSError:
         return "?"
     return f"{host}:{port}"
-

@@ -112,7 +112,9 @@ class Broker:
 
     # Running
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Run the commit loop, scheduler, worker monitor and retention sweep."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
@@ -128,7 +130,7 @@ class Broker:
         cursor: bytes | None = None
         while True:
             page = await trio.to_thread.run_sync(
-                lambda c=cursor: self.engine.list_tasks("in_progress", None, 1000, c)
+                self.engine.list_tasks, "in_progress", None, 1000, cursor
             )
             for task in page.tasks:
                 self._remember_recovered(task)
@@ -161,7 +163,7 @@ class Broker:
             self._due_changed.set()
 
     async def _run_scheduler(self) -> None:
-        """Promote due tasks and fail expired leases, sleeping until the next due time."""
+        """Promote due tasks and fail expired leases, sleeping until next due."""
         while True:
             due_ms = self._next_due_ms
             if due_ms is None:
@@ -178,7 +180,9 @@ class Broker:
             await self.commit.execute(_core.PromoteDue())
             expired = await trio.to_thread.run_sync(self.engine.expired_leases, 1000)
             if expired:
-                await self._fail_leases(expired, "lease expired: no answer within the task timeout")
+                await self._fail_leases(
+                    expired, "lease expired: no answer within the task timeout"
+                )
         except StorageError as exc:
             self.storage_error = str(exc)
             log.error("scheduler could not write, retrying in 1s: %s", exc)
@@ -222,8 +226,12 @@ class Broker:
         Raises:
             BadRequest: A field is out of bounds.
         """
-        timeout_s = self.config.task_timeout_s if spec.timeout_s is None else spec.timeout_s
-        max_retries = self.config.max_retries if spec.max_retries is None else spec.max_retries
+        timeout_s = (
+            self.config.task_timeout_s if spec.timeout_s is None else spec.timeout_s
+        )
+        max_retries = (
+            self.config.max_retries if spec.max_retries is None else spec.max_retries
+        )
         return _core.NewTask(
             spec.task_type,
             spec.payload,
@@ -437,15 +445,20 @@ class Broker:
         if self._nursery is None:
             return
         leases = [
-            (task.task_id, task.lease_id, task.attempt, task.max_retries) for task in tasks
+            (task.task_id, task.lease_id, task.attempt, task.max_retries)
+            for task in tasks
         ]
         self._nursery.start_soon(self._return_undelivered, leases)
 
-    async def _return_undelivered(self, leases: list[tuple[int, int, int, int]]) -> None:
+    async def _return_undelivered(
+        self, leases: list[tuple[int, int, int, int]]
+    ) -> None:
         # Returning them is a failed attempt in the engine's eyes; it costs one
         # retry of the task's budget, which beats waiting out the lease.
         ops = [
-            _core.Fail(task_id, lease_id, "claim answer could not be delivered", now_ms())
+            _core.Fail(
+                task_id, lease_id, "claim answer could not be delivered", now_ms()
+            )
             for task_id, lease_id, _, _ in leases
         ]
         await self.commit.execute_many(ops)
@@ -541,7 +554,9 @@ class Broker:
         """Fail leases the broker gave up on, through the retry policy."""
         now = now_ms()
         decisions = [
-            self.policy.decide(attempt=lease.attempt, max_retries=lease.max_retries, now_ms=now)
+            self.policy.decide(
+                attempt=lease.attempt, max_retries=lease.max_retries, now_ms=now
+            )
             for lease in leases
         ]
         ops = [
@@ -580,19 +595,25 @@ class Broker:
                 worker_id,
                 [lease.task_id for lease in orphans],
             )
-            await self._fail_leases(orphans, f"worker {worker_id} never received the task")
+            await self._fail_leases(
+                orphans, f"worker {worker_id} never received the task"
+            )
         return [task_id for task_id in task_ids if task_id in self._cancel_requested]
 
     def _worker_joined(self, info: WorkerInfo) -> None:
         if self.events.has_subscribers:
-            self.events.publish("worker.joined", worker_id=info.worker_id, host=info.hostname)
+            self.events.publish(
+                "worker.joined", worker_id=info.worker_id, host=info.hostname
+            )
 
     async def _worker_lost(self, info: WorkerInfo, silence_s: float) -> None:
         if self.events.has_subscribers:
             self.events.publish("worker.lost", worker_id=info.worker_id)
         leases = await self.worker_leases(info.worker_id)
         if leases:
-            error = f"worker {info.worker_id} lost: no sign of life for {silence_s:.0f}s"
+            error = (
+                f"worker {info.worker_id} lost: no sign of life for {silence_s:.0f}s"
+            )
             await self._fail_leases(leases, error)
 
     # Finishing

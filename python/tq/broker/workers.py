@@ -104,7 +104,9 @@ class WorkerRegistry:
         failed.
         """
         if worker_id not in self._workers:
-            self._workers[worker_id] = WorkerInfo(worker_id, last_seen=trio.current_time())
+            self._workers[worker_id] = WorkerInfo(
+                worker_id, last_seen=trio.current_time()
+            )
             self._changed.set()
 
     def touch(self, worker_id: str) -> None:
@@ -140,7 +142,9 @@ class WorkerRegistry:
 
     async def _reap(self, now: float) -> None:
         lost = [
-            w for w in self._workers.values() if now - w.last_seen >= self.worker_timeout_s
+            w
+            for w in self._workers.values()
+            if now - w.last_seen >= self.worker_timeout_s
         ]
         for info in lost:
             del self._workers[info.worker_id]

@@ -10,6 +10,7 @@ import importlib
 import logging
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -55,9 +56,12 @@ def broker(
     metrics_port: Annotated[int | None, typer.Option(help="Prometheus port.")] = None,
     grpc_port: Annotated[int | None, typer.Option(help="gRPC port.")] = None,
     fsync: Annotated[
-        bool | None, typer.Option("--fsync/--no-fsync", help="Sync each commit to disk.")
+        bool | None,
+        typer.Option("--fsync/--no-fsync", help="Sync each commit to disk."),
     ] = None,
-    log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
+    log_level: Annotated[
+        str | None, typer.Option(help="debug, info, warning, error.")
+    ] = None,
 ) -> None:
     """Run the broker daemon on its embedded RocksDB store."""
     try:
@@ -84,7 +88,10 @@ def _run_broker(settings: BrokerConfig) -> None:
     except TqError as exc:
         fail(str(exc), EXIT_SOFTWARE)
     except OSError as exc:
-        fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}", EXIT_UNAVAILABLE)
+        fail(
+            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}",
+            EXIT_UNAVAILABLE,
+        )
 
 
 @app.command()
@@ -103,7 +110,9 @@ def worker(
     drain_grace: Annotated[
         float, typer.Option(help="Seconds running tasks get to finish on shutdown.")
     ] = 30.0,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+    log_level: Annotated[
+        str, typer.Option(help="debug, info, warning, error.")
+    ] = "info",
 ) -> None:
     """Run a worker: claim tasks from the broker and run their handlers."""
     configure_logging(log_level)
@@ -140,7 +149,7 @@ async def _work_until_signalled(runner: Worker) -> None:
             nursery.cancel_scope.cancel()
 
 
-async def _stop_on_signal(signals: trio.abc.ReceiveChannel[int], runner: Worker) -> None:
+async def _stop_on_signal(signals: AsyncIterator[int], runner: Worker) -> None:
     async for signum in signals:
         log.info("stopping on %s: no new claims, draining", signal.Signals(signum).name)
         runner.stop()

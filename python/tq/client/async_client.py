@@ -148,7 +148,12 @@ class AsyncClient:
                     return await self._open_link()
                 except (OSError, trio.BrokenResourceError, ConnectionLost) as exc:
                     delay = backoff.next_delay()
-                    log.debug("connect to %s failed (%s); retrying in %.2fs", self.address, exc, delay)
+                    log.debug(
+                        "connect to %s failed (%s); retrying in %.2fs",
+                        self.address,
+                        exc,
+                        delay,
+                    )
                     await trio.sleep(delay)
         raise ConnectionLost(
             f"cannot reach the broker at {self.address} "
@@ -174,7 +179,12 @@ class AsyncClient:
                     break
                 for body in decoder.feed(data):
                     self._deliver(link, decode_body(body))
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, TqError) as exc:
+        except (
+            trio.BrokenResourceError,
+            trio.ClosedResourceError,
+            OSError,
+            TqError,
+        ) as exc:
             log.debug("connection to %s broke: %s", self.address, exc)
         finally:
             self._drop(link)
@@ -271,11 +281,13 @@ class AsyncClient:
         return await self.call(calls.list_tasks(status, task_type, limit, cursor))
 
     async def cancel(self, task_id: int) -> str:
-        """Cancel a task; returns ``cancelled``, or ``in_progress`` if its worker is told."""
+        """Cancel a task: ``cancelled``, or ``in_progress`` if its worker is told."""
         return await self.call(calls.cancel(task_id))
 
     async def wait_for_result(
-        self, task_id: int, timeout: float | timedelta = 60.0
+        self,
+        task_id: int,
+        timeout: float | timedelta = 60.0,  # noqa: ASYNC109 - the broker waits, bounded by it
     ) -> bytes:
         """Wait for a task's result.
 
@@ -294,7 +306,11 @@ class AsyncClient:
         return await self.call(calls.workers())
 
     async def dlq_list(
-        self, *, task_type: str | None = None, limit: int = 100, cursor: bytes | None = None
+        self,
+        *,
+        task_type: str | None = None,
+        limit: int = 100,
+        cursor: bytes | None = None,
     ) -> TaskPage:
         """A page of dead letters."""
         return await self.call(calls.dlq_list(task_type, limit, cursor))
@@ -303,7 +319,9 @@ class AsyncClient:
         """Requeue one dead letter with fresh retries."""
         return await self.call(calls.dlq_requeue(task_id))
 
-    async def dlq_requeue_all(self, *, task_type: str | None = None, limit: int = 1000) -> int:
+    async def dlq_requeue_all(
+        self, *, task_type: str | None = None, limit: int = 1000
+    ) -> int:
         """Requeue dead letters, of one type or all; returns how many."""
         return await self.call(calls.dlq_requeue_all(task_type, limit))
 
@@ -322,4 +340,3 @@ def _result(response: dict[str, Any] | None, address: str) -> Any:
     if response is None:
         raise ConnectionLost(f"connection to {address} broke before the answer came")
     return result_of(response)
-

@@ -72,7 +72,9 @@ def submit(args: dict[str, Any]) -> Call[int]:
 def submit_many(tasks: Iterable[TaskTuple | Mapping[str, Any]]) -> Call[list[int]]:
     """Submit many tasks with one commit; the result is their ids in order."""
     items = [_many_item(task) for task in tasks]
-    return Call(Op.SUBMIT_MANY, {"tasks": items}, lambda r: [int(i) for i in r["task_ids"]])
+    return Call(
+        Op.SUBMIT_MANY, {"tasks": items}, lambda r: [int(i) for i in r["task_ids"]]
+    )
 
 
 def _many_item(task: TaskTuple | Mapping[str, Any]) -> dict[str, Any]:
@@ -118,7 +120,9 @@ def cancel(task_id: int) -> Call[str]:
 def wait(task_id: int, timeout: float | timedelta) -> Call[TaskInfo]:
     """Wait until a task is finished; the result is the finished task."""
     timeout_ms = round(seconds(timeout, "timeout") * 1000)
-    return Call(Op.WAIT, {"task_id": task_id, "timeout_ms": timeout_ms}, TaskInfo.from_map)
+    return Call(
+        Op.WAIT, {"task_id": task_id, "timeout_ms": timeout_ms}, TaskInfo.from_map
+    )
 
 
 def wait_for_result(task_id: int, timeout: float | timedelta) -> Call[bytes]:
@@ -134,7 +138,8 @@ def _result_of(task: TaskInfo) -> bytes:
     if task.state == "completed":
         return task.result or b""
     raise TaskFailed(
-        f"task {task.task_id} ended {task.state}: {task.last_error or 'no error recorded'}",
+        f"task {task.task_id} ended {task.state}: "
+        f"{task.last_error or 'no error recorded'}",
         task_id=task.task_id,
         state=task.state,
         last_error=task.last_error,
@@ -192,10 +197,14 @@ def result_of(response: dict[str, Any]) -> Any:
     if response.get("ok"):
         return response.get("result")
     error = response.get("error") or {}
-    raise error_for_code(str(error.get("code", "INTERNAL")), str(error.get("message", "")))
+    raise error_for_code(
+        str(error.get("code", "INTERNAL")), str(error.get("message", ""))
+    )
 
 
-def claim(max_tasks: int, task_types: Iterable[str] | None, wait_s: float) -> Call[list[dict[str, Any]]]:
+def claim(
+    max_tasks: int, task_types: Iterable[str] | None, wait_s: float
+) -> Call[list[dict[str, Any]]]:
     """Worker: lease up to ``max_tasks`` tasks, waiting up to ``wait_s`` for any."""
     args: dict[str, Any] = {"max_tasks": max_tasks, "wait_ms": round(wait_s * 1000)}
     if task_types:

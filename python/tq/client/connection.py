@@ -66,7 +66,9 @@ class Backoff:
 
     def next_delay(self) -> float:
         """The delay before the next attempt."""
-        self._next_s = self.first_s if self._next_s == 0 else min(self._next_s * 2, self.max_s)
+        self._next_s = (
+            self.first_s if self._next_s == 0 else min(self._next_s * 2, self.max_s)
+        )
         return self._next_s
 
     def reset(self) -> None:

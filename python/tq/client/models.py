@@ -10,9 +10,9 @@ __all__ = ["Attempt", "Priority", "TaskInfo", "TaskPage", "seconds"]
 
 
 class Priority(int):
-    """A task priority, 0–255, higher first; a plain int works as well.
+    """A task priority, 0-255, higher first; a plain int works as well.
 
-    Tiers for display and metrics: low 0–99, normal 100–199, high 200–255.
+    Tiers for display and metrics: low 0-99, normal 100-199, high 200-255.
     """
 
     def __new__(cls, value: int) -> Priority:
@@ -100,7 +100,9 @@ class TaskInfo:
     @classmethod
     def from_map(cls, raw: dict[str, Any]) -> TaskInfo:
         """Build from the wire map of a task."""
-        fields = {name: raw.get(name) for name in cls.__dataclass_fields__}
+        fields: dict[str, Any] = {
+            name: raw.get(name) for name in cls.__dataclass_fields__
+        }
         fields["history"] = tuple(Attempt(**item) for item in raw.get("history", ()))
         return cls(**fields)
 

@@ -134,7 +134,9 @@ class Client:
             raise
         return sock
 
-    def _exchange(self, sock: socket.socket, request_id: int, frame: bytes) -> dict[str, Any]:
+    def _exchange(
+        self, sock: socket.socket, request_id: int, frame: bytes
+    ) -> dict[str, Any]:
         sock.sendall(frame)
         while True:
             data = sock.recv(65536)
@@ -161,7 +163,9 @@ class Client:
                 response = self._exchange(sock, request_id, frame)
             except OSError as exc:
                 self._close_socket()
-                raise ConnectionLost(f"connection to {self.address} broke: {exc}") from exc
+                raise ConnectionLost(
+                    f"connection to {self.address} broke: {exc}"
+                ) from exc
         return call.decode(result_of(response))
 
     # Operations
@@ -214,7 +218,7 @@ class Client:
         return self.call(calls.list_tasks(status, task_type, limit, cursor))
 
     def cancel(self, task_id: int) -> str:
-        """Cancel a task; returns ``cancelled``, or ``in_progress`` if its worker is told."""
+        """Cancel a task: ``cancelled``, or ``in_progress`` if its worker is told."""
         return self.call(calls.cancel(task_id))
 
     def wait_for_result(self, task_id: int, timeout: float | timedelta = 60.0) -> bytes:
@@ -235,7 +239,11 @@ class Client:
         return self.call(calls.workers())
 
     def dlq_list(
-        self, *, task_type: str | None = None, limit: int = 100, cursor: bytes | None = None
+        self,
+        *,
+        task_type: str | None = None,
+        limit: int = 100,
+        cursor: bytes | None = None,
     ) -> TaskPage:
         """A page of dead letters."""
         return self.call(calls.dlq_list(task_type, limit, cursor))
@@ -244,7 +252,9 @@ class Client:
         """Requeue one dead letter with fresh retries."""
         return self.call(calls.dlq_requeue(task_id))
 
-    def dlq_requeue_all(self, *, task_type: str | None = None, limit: int = 1000) -> int:
+    def dlq_requeue_all(
+        self, *, task_type: str | None = None, limit: int = 1000
+    ) -> int:
         """Requeue dead letters, of one type or all; returns how many."""
         return self.call(calls.dlq_requeue_all(task_type, limit))
 

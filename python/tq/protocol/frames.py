@@ -65,9 +65,7 @@ def decode_body(body: bytes) -> dict[str, Any]:
             f"frame: expected one CBOR map, got undecodable bytes ({exc})"
         ) from exc
     if not isinstance(message, dict):
-        raise BadRequest(
-            f"frame: expected a CBOR map, got {type(message).__name__}"
-        )
+        raise BadRequest(f"frame: expected a CBOR map, got {type(message).__name__}")
     _check_depth(message, 0)
     return message
 
@@ -114,7 +112,7 @@ class FrameDecoder:
         """
         return self._error
 
-    def feed(self, data: bytes) -> list[bytes]:
+    def feed(self, data: bytes | bytearray) -> list[bytes]:
         """Add received bytes and return the bodies completed by them.
 
         Raises:

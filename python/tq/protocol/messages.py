@@ -94,7 +94,7 @@ class Args:
         """Whether the field is present and not null."""
         return self._raw.get(field) is not None
 
-    def int(
+    def integer(
         self, field: str, *, low: int, high: int, default: int | None = None
     ) -> int:
         """An integer in ``[low, high]``; ``default`` when absent."""
@@ -107,13 +107,15 @@ class Args:
             _bad(field, f"an integer from {low} to {high}", value)
         return value
 
-    def optional_int(self, field: str, *, low: int, high: int) -> int | None:
-        """An integer in ``[low, high]``, or None when absent."""
+    def optional_integer(self, field: str, *, low: int, high: int) -> int | None:
+        """An integer like `integer`, or None when absent."""
         if not self.has(field):
             return None
-        return self.int(field, low=low, high=high)
+        return self.integer(field, low=low, high=high)
 
-    def str(self, field: str, *, max_len: int = 255, default: str | None = None) -> str:
+    def name(
+        self, field: str, *, max_len: int = 255, default: str | None = None
+    ) -> str:
         """A non-empty string of at most ``max_len`` UTF-8 bytes."""
         value = self._raw.get(field)
         if value is None and default is not None:
@@ -124,11 +126,11 @@ class Args:
             _bad(field, f"at most {max_len} bytes", f"{len(value.encode())} bytes")
         return value
 
-    def optional_str(self, field: str, *, max_len: int = 255) -> str | None:
-        """A string like `str`, or None when absent."""
+    def optional_name(self, field: str, *, max_len: int = 255) -> str | None:
+        """A string like `name`, or None when absent."""
         if not self.has(field):
             return None
-        return self.str(field, max_len=max_len)
+        return self.name(field, max_len=max_len)
 
     def text(self, field: str, *, max_len: int) -> str:
         """Any string (possibly empty) of at most ``max_len`` bytes."""
@@ -137,7 +139,7 @@ class Args:
             _bad(field, "a string", value)
         return value.encode()[:max_len].decode(errors="ignore")
 
-    def bytes(self, field: str, *, max_len: int, default: bytes | None = None) -> bytes:
+    def blob(self, field: str, *, max_len: int, default: bytes | None = None) -> bytes:
         """A byte string of at most ``max_len`` bytes."""
         value = self._raw.get(field)
         if value is None and default is not None:
@@ -148,13 +150,13 @@ class Args:
             _bad(field, f"at most {max_len} bytes", f"{len(value)} bytes")
         return value
 
-    def optional_bytes(self, field: str, *, max_len: int) -> bytes | None:
-        """A byte string like `bytes`, or None when absent."""
+    def optional_blob(self, field: str, *, max_len: int) -> bytes | None:
+        """A byte string like `blob`, or None when absent."""
         if not self.has(field):
             return None
-        return self.bytes(field, max_len=max_len)
+        return self.blob(field, max_len=max_len)
 
-    def bool(self, field: str, *, default: bool) -> bool:
+    def flag(self, field: str, *, default: bool) -> bool:
         """A boolean; ``default`` when absent."""
         value = self._raw.get(field)
         if value is None:
@@ -163,7 +165,7 @@ class Args:
             _bad(field, "true or false", value)
         return value
 
-    def list(self, field: str, *, max_len: int) -> list[Any]:
+    def items(self, field: str, *, max_len: int) -> list[Any]:
         """A list of at most ``max_len`` items."""
         value = self._raw.get(field)
         if not isinstance(value, list):
@@ -172,13 +174,13 @@ class Args:
             _bad(field, f"at most {max_len} items", f"{len(value)} items")
         return value
 
-    def str_list(
+    def names(
         self, field: str, *, max_len: int, item_max_len: int = 255
     ) -> list[str] | None:
         """A list of non-empty strings, or None when absent."""
         if not self.has(field):
             return None
-        items = self.list(field, max_len=max_len)
+        items = self.items(field, max_len=max_len)
         for item in items:
             if not isinstance(item, str) or not item:
                 _bad(f"{field}[]", "a non-empty string", item)

@@ -20,7 +20,9 @@ async def sleep(payload: bytes) -> bytes:
     try:
         seconds = float(payload.decode() or "0")
     except (UnicodeDecodeError, ValueError) as exc:
-        raise Reject(f"sleep: expected a number of seconds, got {payload[:40]!r}") from exc
+        raise Reject(
+            f"sleep: expected a number of seconds, got {payload[:40]!r}"
+        ) from exc
     await trio.sleep(max(seconds, 0.0))
     return b""
 

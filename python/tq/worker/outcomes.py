@@ -7,16 +7,20 @@ from datetime import timedelta
 __all__ = ["Reject", "Retry"]
 
 
-class Retry(Exception):  # noqa: N818 - named for what the handler asks, as users write it
+class Retry(Exception):
     """Raised by a handler to have its task retried after ``delay``.
 
     The retry counts against the task's ``max_retries``; past it, the task is
     dead-lettered as for any failure.
     """
 
-    def __init__(self, delay: float | timedelta = 0.0, reason: str = "retry requested") -> None:
+    def __init__(
+        self, delay: float | timedelta = 0.0, reason: str = "retry requested"
+    ) -> None:
         """Ask for a retry after ``delay`` seconds (or a `timedelta`)."""
-        seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+        seconds = (
+            delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+        )
         if seconds < 0:
             raise ValueError(f"delay: expected a non-negative duration, got {delay!r}")
         super().__init__(reason)
@@ -24,7 +28,7 @@ class Retry(Exception):  # noqa: N818 - named for what the handler asks, as user
         self.reason = reason
 
 
-class Reject(Exception):  # noqa: N818 - named for what the handler asks, as users write it
+class Reject(Exception):
     """Raised by a handler to dead-letter its task at once, without retries."""
 
     def __init__(self, reason: str = "rejected") -> None:

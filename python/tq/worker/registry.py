@@ -64,7 +64,8 @@ class HandlerRegistry:
             fn = handler
         else:
             raise TypeError(
-                f"handler: expected a TaskHandler or a function, got {type(handler).__name__}"
+                "handler: expected a TaskHandler or a function, "
+                f"got {type(handler).__name__}"
             )
         self._handlers[task_type] = RegisteredHandler(
             task_type, fn, inspect.iscoroutinefunction(fn)

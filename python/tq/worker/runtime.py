@@ -24,6 +24,7 @@ import trio
 
 from tq.client import AsyncClient, WorkerHello, calls
 from tq.errors import ConnectionLost, StaleLease, TqError
+from tq.protocol import Op
 from tq.worker.outcomes import Reject, Retry
 from tq.worker.registry import HandlerRegistry, RegisteredHandler
 
@@ -119,7 +120,9 @@ class Worker:
         """Stop claiming and drain (see the module docstring)."""
         self._stopping.set()
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Work until `stop` is called and the drain is over."""
         hello = WorkerHello(self.worker_id, self.concurrency, self.task_types)
         client = AsyncClient(self.address, token=self._token, worker=hello)
@@ -164,12 +167,15 @@ class Worker:
     async def _claim(self, client: AsyncClient, free: int) -> list[dict[str, Any]]:
         # Shielded: once a claim is sent, its answer must be taken, or the broker
         # would lease tasks to this worker that it never runs.
+        tasks: list[dict[str, Any]] = []
         with trio.CancelScope(shield=True):
             try:
-                return await client.call(calls.claim(free, self.task_types, CLAIM_WAIT_S))
+                tasks = await client.call(
+                    calls.claim(free, self.task_types, CLAIM_WAIT_S)
+                )
             except ConnectionLost as exc:
                 log.warning("claim failed, reconnecting: %s", exc)
-                return []
+        return tasks
 
     # Running
 
@@ -185,36 +191,24 @@ class Worker:
         """Run the handler and turn what happened into the ack or fail to send."""
         handler = self.registry.get(work.task_type)
         if handler is None:
-            return calls.fail(
-                work.task_id,
-                work.lease_id,
-                f"no handler for task type {work.task_type!r} on worker {self.worker_id}",
-            )
-        error: str
+            error = f"no handler for type {work.task_type!r} on {self.worker_id}"
+            return calls.fail(work.task_id, work.lease_id, error)
         with work.scope:
             with trio.move_on_after(work.timeout_s) as timeout_scope:
                 try:
-                    result = _as_bytes(
-                        await _call_handler(handler, work.payload, self._threads)
-                    )
-                except Retry as retry:
-                    return calls.fail(
-                        work.task_id, work.lease_id, retry.reason, retry_delay_s=retry.delay_s
-                    )
-                except Reject as reject:
-                    return calls.fail(work.task_id, work.lease_id, reject.reason, reject=True)
+                    result = await _call_handler(handler, work.payload, self._threads)
+                    return calls.ack(work.task_id, work.lease_id, _as_bytes(result))
                 except Exception as exc:
-                    error = f"{type(exc).__name__}: {exc}"
-                    return calls.fail(work.task_id, work.lease_id, error)
-                return calls.ack(work.task_id, work.lease_id, result)
+                    return _failure(work, exc)
             if timeout_scope.cancelled_caught:
-                return calls.fail(
-                    work.task_id, work.lease_id, f"timed out after {work.timeout_s:g}s"
-                )
+                error = f"timed out after {work.timeout_s:g}s"
+                return calls.fail(work.task_id, work.lease_id, error)
         reason = "cancel requested" if work.cancel_requested else "worker stopped first"
         return calls.fail(work.task_id, work.lease_id, reason, retry_delay_s=0.0)
 
-    async def _report(self, client: AsyncClient, work: ClaimedWork, outcome: calls.Call[Any]) -> None:
+    async def _report(
+        self, client: AsyncClient, work: ClaimedWork, outcome: calls.Call[Any]
+    ) -> None:
         """Send the ack or fail, across reconnects; a stale lease ends it."""
         with trio.CancelScope(shield=True):
             for attempt in range(1, REPORT_ATTEMPTS + 1):
@@ -222,7 +216,8 @@ class Worker:
                     await client.call(outcome)
                 except StaleLease as exc:
                     log.warning(
-                        "outcome discarded task_id=%d type=%s attempt=%d worker_id=%s: %s",
+                        "outcome discarded task_id=%d type=%s attempt=%d "
+                        "worker_id=%s: %s",
                         work.task_id,
                         work.task_type,
                         work.attempt,
@@ -240,7 +235,7 @@ class Worker:
                 return
 
     def _count(self, work: ClaimedWork, outcome: calls.Call[Any]) -> None:
-        acked = outcome.op == calls.Op.ACK
+        acked = outcome.op == Op.ACK
         if acked:
             self.completed += 1
         else:
@@ -268,7 +263,11 @@ class Worker:
             for task_id in cancel:
                 work = self._running.get(task_id)
                 if work is not None and not work.cancel_requested:
-                    log.info("task cancel requested task_id=%d worker_id=%s", task_id, self.worker_id)
+                    log.info(
+                        "task cancel requested task_id=%d worker_id=%s",
+                        task_id,
+                        self.worker_id,
+                    )
                     work.cancel_requested = True
                     work.scope.cancel()
 
@@ -305,6 +304,18 @@ async def _call_handler(
     )
 
 
+def _failure(work: ClaimedWork, exc: Exception) -> calls.Call[str]:
+    """The fail to send for a handler's exception: a retry, a reject or an error."""
+    if isinstance(exc, Retry):
+        return calls.fail(
+            work.task_id, work.lease_id, exc.reason, retry_delay_s=exc.delay_s
+        )
+    if isinstance(exc, Reject):
+        return calls.fail(work.task_id, work.lease_id, exc.reason, reject=True)
+    error = f"{type(exc).__name__}: {exc}"
+    return calls.fail(work.task_id, work.lease_id, error)
+
+
 def _as_bytes(result: Any) -> bytes:
     if result is None:
         return b""
@@ -312,4 +323,6 @@ def _as_bytes(result: Any) -> bytes:
         return bytes(result)
     if isinstance(result, str):
         return result.encode()
-    raise TypeError(f"handler result: expected bytes, str or None, got {type(result).__name__}")
+    raise TypeError(
+        f"handler result: expected bytes, str or None, got {type(result).__name__}"
+    )
