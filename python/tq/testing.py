@@ -62,7 +62,9 @@ async def open_broker(
 
 
 @contextmanager
-def broker_thread(data_dir: str | None = None, **overrides: Any) -> Iterator[TestBroker]:
+def broker_thread(
+    data_dir: str | None = None, **overrides: Any
+) -> Iterator[TestBroker]:
     """Run a broker in a background thread for the duration of the block."""
     started: list[TestBroker | BaseException] = []
     ready = threading.Event()
@@ -74,7 +76,9 @@ def broker_thread(data_dir: str | None = None, **overrides: Any) -> Iterator[Tes
                 handle: BrokerHandle = await nursery.start(run_broker, config)
                 stop.extend([trio.lowlevel.current_trio_token(), handle.cancel_scope])
                 started.append(
-                    TestBroker(f"127.0.0.1:{handle.port}", config.data_dir, handle.broker)
+                    TestBroker(
+                        f"127.0.0.1:{handle.port}", config.data_dir, handle.broker
+                    )
                 )
                 ready.set()
         except BaseException as exc:

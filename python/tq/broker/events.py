@@ -1,14 +1,16 @@
 """Task and worker events, fanned out to subscribers without slowing the broker.
 
 Publishing never waits: each subscriber has a bounded buffer, and one that falls
-behind is dropped with a reason rather than holding anyone else up.
+behind is dropped with a reason rather than holding anyone else up. Taps are the
+exception: plain functions called inline with every event, for in-process
+consumers such as metrics that must see everything and never block.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,17 +96,24 @@ class EventHub:
         """Create a hub whose subscribers each buffer up to ``buffer`` events."""
         self._buffer = buffer
         self._subscriptions: set[Subscription] = set()
+        self._taps: list[Callable[[Event], None]] = []
 
     @property
     def has_subscribers(self) -> bool:
         """Whether anyone listens; publishers may skip building events if not."""
-        return bool(self._subscriptions)
+        return bool(self._subscriptions) or bool(self._taps)
+
+    def tap(self, consumer: Callable[[Event], None]) -> None:
+        """Call ``consumer`` inline with every event; it must be quick and not raise."""
+        self._taps.append(consumer)
 
     def publish(self, kind: str, **data: Any) -> None:
-        """Send an event to every subscriber that wants it, never waiting."""
-        if not self._subscriptions:
+        """Send an event to every tap and every subscriber that wants it."""
+        if not self.has_subscribers:
             return
         event = Event(kind, int(time.time() * 1000), data)
+        for consumer in self._taps:
+            consumer(event)
         for subscription in list(self._subscriptions):
             if not subscription.wants(event):
                 continue

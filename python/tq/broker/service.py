@@ -522,6 +522,7 @@ class Broker:
         attempt = delivery.attempt if delivery else 0
         worker_id = delivery.worker_id if delivery else "?"
         self.totals["failed"] += 1
+        self._publish_task("task.failed", task_id, delivery, error=error[:1000])
         if state == "failed" and decision.retry_at_ms is not None:
             self.totals["retried"] += 1
             log.info(
@@ -534,7 +535,10 @@ class Broker:
                 (decision.retry_at_ms - now_ms()) / 1000,
                 error[:200],
             )
-            self._publish_task("task.retrying", task_id, delivery, error=error[:1000])
+            retry_in_s = (decision.retry_at_ms - now_ms()) / 1000
+            self._publish_task(
+                "task.retrying", task_id, delivery, retry_in_s=retry_in_s
+            )
             return
         if state == "dead_letter":
             self.totals["dead_lettered"] += 1
@@ -548,7 +552,7 @@ class Broker:
                 decision.reason,
                 error[:200],
             )
-        self._finished(task_id, state, delivery, error=error)
+        self._finished(task_id, state, delivery)
 
     async def _fail_leases(self, leases: list[_core.Lease], error: str) -> None:
         """Fail leases the broker gave up on, through the retry policy."""
@@ -618,14 +622,7 @@ class Broker:
 
     # Finishing
 
-    def _finished(
-        self,
-        task_id: int,
-        state: str,
-        delivery: Delivery | None,
-        *,
-        error: str | None = None,
-    ) -> None:
+    def _finished(self, task_id: int, state: str, delivery: Delivery | None) -> None:
         self._cancel_requested.discard(task_id)
         waiter = self._finish_waiters.pop(task_id, None)
         if waiter is not None:
@@ -642,9 +639,8 @@ class Broker:
             "completed": "task.completed",
             "dead_letter": "task.dead_lettered",
             "cancelled": "task.cancelled",
-        }.get(state, "task.failed")
-        extra = {} if error is None else {"error": error[:1000]}
-        self._publish_task(kind, task_id, delivery, **extra)
+        }[state]
+        self._publish_task(kind, task_id, delivery)
 
     def _publish_task(
         self, kind: str, task_id: int, delivery: Delivery | None, **extra: object
@@ -653,9 +649,12 @@ class Broker:
             return
         fields: dict[str, object] = {"task_id": task_id, **extra}
         if delivery is not None:
+            now = now_ms()
             fields.update(
                 task_type=delivery.task_type,
                 attempt=delivery.attempt,
                 worker_id=delivery.worker_id,
+                run_s=(now - delivery.started_ms) / 1000,
+                since_submit_s=(now - delivery.submitted_ms) / 1000,
             )
         self.events.publish(kind, **fields)
