@@ -25,7 +25,11 @@ def _env() -> dict[str, str]:
 
 @dataclass
 class BrokerProcess:
-    """A `tq broker` process on its own data dir."""
+    """A `tq broker` process on its own data dir.
+
+    Every port defaults to 0 (an ephemeral port) so tests can run side by side;
+    the port it got is read from the broker's log.
+    """
 
     data_dir: Path
     log_path: Path
