@@ -45,7 +45,9 @@ class TestBroker:
 
 
 def _config(data_dir: str, overrides: dict[str, Any]) -> BrokerConfig:
-    return BrokerConfig(data_dir=data_dir, port=0, **overrides).validated()
+    # Every listener on an ephemeral port, so test brokers never collide.
+    ports = {"port": 0, "rest_port": 0, "metrics_port": 0, "grpc_port": 0}
+    return BrokerConfig(data_dir=data_dir, **{**ports, **overrides}).validated()
 
 
 @asynccontextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -14,7 +15,11 @@ from pathlib import Path
 import yaml
 
 HERE = Path(__file__).parent
-LISTENING = re.compile(r"listening host=\S+ port=(\d+)")
+# The logger name tells the TCP server's line from the REST and metrics ones.
+LISTENING = re.compile(r"tq\.broker\.server listening host=\S+ port=(\d+)")
+REST_LISTENING = re.compile(r" rest listening host=\S+ port=(\d+)")
+METRICS_LISTENING = re.compile(r" metrics listening host=\S+ port=(\d+)")
+EPHEMERAL_PORTS = {"rest_port": 0, "metrics_port": 0, "grpc_port": 0}
 
 
 def _env() -> dict[str, str]:
@@ -28,22 +33,44 @@ class BrokerProcess:
     """A `tq broker` process on its own data dir.
 
     Every port defaults to 0 (an ephemeral port) so tests can run side by side;
-    the port it got is read from the broker's log.
+    the ports it got are read from the broker's log. A restart keeps the TCP
+    port, so clients reconnect to the same address; the REST and metrics
+    ports are ephemeral again unless the test's config sets them.
+
+    ``file_size_limit`` caps the size of every file the broker writes
+    (RLIMIT_FSIZE, with SIGXFSZ ignored): a write past it fails with EFBIG,
+    which stands in for a full disk.
     """
 
     data_dir: Path
     log_path: Path
     config: dict[str, object] = field(default_factory=dict)
     port: int = 0
+    rest_port: int = 0
+    metrics_port: int = 0
+    file_size_limit: int | None = None
     proc: subprocess.Popen[bytes] | None = None
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.rest_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
     def start(self, timeout_s: float = 30.0) -> None:
         config_path = self.data_dir.parent / "broker.yaml"
-        settings = {"port": self.port, "data_dir": str(self.data_dir), **self.config}
+        settings = {
+            "port": self.port,
+            "data_dir": str(self.data_dir),
+            **EPHEMERAL_PORTS,
+            **self.config,
+        }
         config_path.write_text(yaml.safe_dump(settings))
         log = self.log_path.open("ab")
         offset = self.log_path.stat().st_size
@@ -52,16 +79,27 @@ class BrokerProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             env=_env(),
+            preexec_fn=self._limit_files if self.file_size_limit else None,  # noqa: PLW1509
         )
-        self.port = self._wait_for_port(offset, timeout_s)
+        self.port, self.rest_port, self.metrics_port = self._wait_for_ports(
+            offset, timeout_s
+        )
 
-    def _wait_for_port(self, offset: int, timeout_s: float) -> int:
+    def _limit_files(self) -> None:
+        assert self.file_size_limit is not None
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        limit = self.file_size_limit
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    def _wait_for_ports(self, offset: int, timeout_s: float) -> tuple[int, int, int]:
         deadline = time.monotonic() + timeout_s
+        patterns = (LISTENING, REST_LISTENING, METRICS_LISTENING)
         while time.monotonic() < deadline:
             text = self.log_path.read_bytes()[offset:].decode(errors="replace")
-            match = LISTENING.search(text)
-            if match:
-                return int(match.group(1))
+            matches = [pattern.search(text) for pattern in patterns]
+            if all(matches):
+                tcp, rest, metrics = (int(m.group(1)) for m in matches if m)
+                return tcp, rest, metrics
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise RuntimeError(

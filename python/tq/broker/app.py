@@ -14,6 +14,8 @@ import trio
 
 from tq import _core
 from tq.broker.config import BrokerConfig
+from tq.broker.http import serve_rest
+from tq.broker.metrics import serve_metrics
 from tq.broker.server import ProtocolServer
 from tq.broker.service import Broker
 
@@ -30,11 +32,17 @@ class BrokerHandle:
         broker: Its operations and state.
         port: The TCP port it listens on (useful when configured as 0).
         cancel_scope: Cancel it to shut the broker down.
+        rest_port: The port of the REST API and event stream.
+        metrics_port: The port of ``/metrics``.
+        grpc_port: The port of the gRPC API, or None when it is off.
     """
 
     broker: Broker
     port: int
     cancel_scope: trio.CancelScope
+    rest_port: int = 0
+    metrics_port: int = 0
+    grpc_port: int | None = None
 
 
 async def run_broker(
@@ -66,10 +74,39 @@ async def run_broker(
                 server = ProtocolServer(broker)
                 listeners = await nursery.start(server.serve)
                 port = listeners[0].socket.getsockname()[1]
-                task_status.started(BrokerHandle(broker, port, scope))
+                rest_port = await nursery.start(serve_rest, broker)
+                metrics_port = await nursery.start(serve_metrics, broker)
+                grpc_port = await _start_grpc(nursery, broker)
+                task_status.started(
+                    BrokerHandle(
+                        broker, port, scope, rest_port, metrics_port, grpc_port
+                    )
+                )
     finally:
         await trio.to_thread.run_sync(engine.close)
         log.info("store closed data_dir=%s", config.data_dir)
+
+
+async def _start_grpc(nursery: trio.Nursery, broker: Broker) -> int | None:
+    """Start the gRPC API if it is configured and installed; its port or None."""
+    if broker.config.grpc_port is None:
+        log.info("grpc off: grpc_port is null")
+        return None
+    try:
+        from tq.broker.grpc_server import GrpcServer  # noqa: PLC0415
+    except ImportError as exc:
+        # grpcio is an optional extra: the broker runs without it.
+        log.warning(
+            "grpc off: grpc_port is %d but grpcio and protobuf are not both "
+            "installed (missing module %s); the other front ends run as usual. "
+            "Install them with `pip install 'tq[grpc]'`, or set grpc_port: null "
+            "to turn the gRPC API off",
+            broker.config.grpc_port,
+            exc.name,
+        )
+        return None
+    port: int = await nursery.start(GrpcServer(broker).serve)
+    return port
 
 
 async def serve_forever(config: BrokerConfig) -> None:

@@ -77,7 +77,8 @@ class BrokerConfig:
     port: int = 6379
     rest_port: int = 8080
     metrics_port: int = 9091
-    grpc_port: int = 50051
+    # None turns the gRPC API off (it also stays off without grpcio installed).
+    grpc_port: int | None = 50051
     data_dir: str = "./data"
     fsync: bool = True
     max_pending: int = 100_000
@@ -107,8 +108,10 @@ class BrokerConfig:
         Raises:
             ConfigError: Naming the first key out of bounds.
         """
-        for key in ("port", "rest_port", "metrics_port", "grpc_port"):
+        for key in ("port", "rest_port", "metrics_port"):
             _check_range(key, getattr(self, key), 0, 65535)
+        if self.grpc_port is not None:
+            _check_range("grpc_port", self.grpc_port, 0, 65535)
         _check_range("max_pending", self.max_pending, 1, 10**9)
         _check_range("max_retries", self.max_retries, 0, 1000)
         _check_range("max_payload_bytes", self.max_payload_bytes, 1, 512 * 2**20)
@@ -193,7 +196,6 @@ _INT_KEYS = {
     "port",
     "rest_port",
     "metrics_port",
-    "grpc_port",
     "max_pending",
     "max_retries",
     "max_payload_bytes",
@@ -246,6 +248,10 @@ def config_from_mapping(raw: dict[str, Any]) -> BrokerConfig:
             values[key] = float(_typed(key, value, int | float, "a number from 0 to 1"))
         elif key == "auth_token":
             values[key] = None if value is None else _typed(key, value, str, "a string")
+        elif key == "grpc_port":
+            values[key] = (
+                None if value is None else _typed(key, value, int, "an integer or null")
+            )
         elif key == "raft":
             values[key] = _raft_from_mapping(value)
         else:
