@@ -1,160 +1,92 @@
-"""``tq``: run a broker or a worker.
+"""The ``tq`` command line and its aliases, assembled from the command modules.
 
-Every command exits non-zero with a one-line reason on a user mistake (a bad
-config, an unreachable broker, a missing module) rather than a traceback.
+- ``tq``: every command.
+- ``tq-broker`` and ``tq-worker``: the broker and the worker alone.
+- ``tq-admin``: the commands that talk to a running broker.
 """
 
 from __future__ import annotations
 
-import importlib
-import logging
-import signal
-import sys
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Annotated, NoReturn
-
-import trio
 import typer
 
-from tq.broker.app import configure_logging, serve_forever
-from tq.broker.config import BrokerConfig, ConfigError, load_config
-from tq.errors import TqError
-from tq.worker import Worker, register_builtins, registry
+from tq.cli.base import OneLineErrorsCommand, make_app
+from tq.cli.daemons import broker, worker
+from tq.cli.dlq import dlq_app
+from tq.cli.exits import exit_codes_help
+from tq.cli.stats import queue_depth, stats, workers
+from tq.cli.submit import submit
+from tq.cli.tasks import cancel, list_tasks, status
+from tq.cli.top import top
 
-__all__ = ["app", "main"]
+__all__ = [
+    "admin_app",
+    "admin_main",
+    "app",
+    "broker_app",
+    "broker_main",
+    "main",
+    "worker_app",
+    "worker_main",
+]
 
-app = typer.Typer(
-    name="tq",
-    help="tq: a durable task queue. Run a broker, run workers, submit tasks.",
-    no_args_is_help=True,
-    add_completion=False,
+_ENV_HELP = (
+    "Commands that talk to a broker take --broker HOST:PORT (or TQ_BROKER, "
+    "default 127.0.0.1:6379) and --token (or TQ_TOKEN), and print JSON with --json."
 )
 
-log = logging.getLogger("tq.cli")
 
-EXIT_USAGE = 2
-EXIT_UNAVAILABLE = 69
-EXIT_SOFTWARE = 70
-
-
-def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    """Print a one-line reason to stderr and exit."""
-    typer.echo(f"tq: {message}", err=True)
-    raise typer.Exit(code)
-
-
-@app.command()
-def broker(
-    config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="YAML config file.")
-    ] = None,
-    data_dir: Annotated[str | None, typer.Option(help="Where the store lives.")] = None,
-    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
-    port: Annotated[int | None, typer.Option(help="TCP protocol port.")] = None,
-    rest_port: Annotated[int | None, typer.Option(help="REST API port.")] = None,
-    metrics_port: Annotated[int | None, typer.Option(help="Prometheus port.")] = None,
-    grpc_port: Annotated[int | None, typer.Option(help="gRPC port.")] = None,
-    fsync: Annotated[
-        bool | None,
-        typer.Option("--fsync/--no-fsync", help="Sync each commit to disk."),
-    ] = None,
-    log_level: Annotated[
-        str | None, typer.Option(help="debug, info, warning, error.")
-    ] = None,
-) -> None:
-    """Run the broker daemon on its embedded RocksDB store."""
-    try:
-        settings = load_config(config).with_overrides(
-            data_dir=data_dir,
-            host=host,
-            port=port,
-            rest_port=rest_port,
-            metrics_port=metrics_port,
-            grpc_port=grpc_port,
-            fsync=fsync,
-            log_level=log_level,
-        )
-        settings = settings.validated()
-    except ConfigError as exc:
-        fail(str(exc))
-    configure_logging(settings.log_level)
-    _run_broker(settings)
+def _add_admin_commands(target: typer.Typer) -> None:
+    """Register the commands that talk to a running broker."""
+    target.command()(submit)
+    target.command()(status)
+    target.command("list")(list_tasks)
+    target.command()(cancel)
+    target.command()(stats)
+    target.command()(workers)
+    target.command("queue-depth")(queue_depth)
+    target.add_typer(dlq_app, name="dlq")
+    target.command()(top)
 
 
-def _run_broker(settings: BrokerConfig) -> None:
-    try:
-        trio.run(serve_forever, settings)
-    except TqError as exc:
-        fail(str(exc), EXIT_SOFTWARE)
-    except OSError as exc:
-        fail(
-            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}",
-            EXIT_UNAVAILABLE,
-        )
+app = make_app(
+    "tq",
+    "tq: a durable task queue. Run a broker and workers, submit and inspect tasks.\n\n"
+    + _ENV_HELP,
+    exit_codes_help(),
+)
+app.command()(broker)
+app.command()(worker)
+_add_admin_commands(app)
 
+admin_app = make_app(
+    "tq-admin",
+    "Submit and inspect tasks on a running tq broker.\n\n" + _ENV_HELP,
+    exit_codes_help(),
+)
+_add_admin_commands(admin_app)
 
-@app.command()
-def worker(
-    broker_address: Annotated[
-        str,
-        typer.Option("--broker", "-b", envvar="TQ_BROKER", help="Broker HOST:PORT."),
-    ] = "127.0.0.1:6379",
-    concurrency: Annotated[int, typer.Option(min=1, help="Tasks run at once.")] = 4,
-    handlers: Annotated[
-        str, typer.Option(help="Comma-separated modules that register handlers.")
-    ] = "",
-    token: Annotated[
-        str | None, typer.Option(envvar="TQ_TOKEN", help="Broker auth token.")
-    ] = None,
-    drain_grace: Annotated[
-        float, typer.Option(help="Seconds running tasks get to finish on shutdown.")
-    ] = 30.0,
-    log_level: Annotated[
-        str, typer.Option(help="debug, info, warning, error.")
-    ] = "info",
-) -> None:
-    """Run a worker: claim tasks from the broker and run their handlers."""
-    configure_logging(log_level)
-    for module in filter(None, (m.strip() for m in handlers.split(","))):
-        _import_handlers(module)
-    register_builtins(registry)
-    runner = Worker(
-        broker_address,
-        registry,
-        concurrency=concurrency,
-        token=token,
-        drain_grace_s=drain_grace,
-    )
-    try:
-        trio.run(_work_until_signalled, runner)
-    except TqError as exc:
-        fail(str(exc), EXIT_UNAVAILABLE)
+broker_app = typer.Typer(name="tq-broker", add_completion=False)
+broker_app.command(cls=OneLineErrorsCommand)(broker)
 
-
-def _import_handlers(module: str) -> None:
-    if "" not in sys.path:
-        sys.path.insert(0, "")
-    try:
-        importlib.import_module(module)
-    except ImportError as exc:
-        fail(f"--handlers: cannot import {module!r}: {exc}")
-
-
-async def _work_until_signalled(runner: Worker) -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_stop_on_signal, signals, runner)
-            await runner.run()
-            nursery.cancel_scope.cancel()
-
-
-async def _stop_on_signal(signals: AsyncIterator[int], runner: Worker) -> None:
-    async for signum in signals:
-        log.info("stopping on %s: no new claims, draining", signal.Signals(signum).name)
-        runner.stop()
+worker_app = typer.Typer(name="tq-worker", add_completion=False)
+worker_app.command(cls=OneLineErrorsCommand)(worker)
 
 
 def main() -> None:
-    """Entry point of the ``tq`` command."""
-    app()
+    """Entry point of ``tq``."""
+    app(prog_name="tq")
+
+
+def admin_main() -> None:
+    """Entry point of ``tq-admin``."""
+    admin_app(prog_name="tq-admin")
+
+
+def broker_main() -> None:
+    """Entry point of ``tq-broker``."""
+    broker_app(prog_name="tq-broker")
+
+
+def worker_main() -> None:
+    """Entry point of ``tq-worker``."""
+    worker_app(prog_name="tq-worker")
