@@ -17,9 +17,7 @@ use crate::store::{
     count_key, delete_index, put_record, Store, CF_IDEMPOTENCY, CF_META, CF_PAYLOADS, CF_TASKS,
     META_NEXT_LEASE_ID, META_NEXT_READY_SEQ, META_NEXT_TASK_ID,
 };
-use crate::task::{
-    truncate_error, AttemptRecord, LeaseRecord, Outcome, State, TaskRecord,
-};
+use crate::task::{truncate_error, AttemptRecord, LeaseRecord, Outcome, State, TaskRecord};
 
 /// The engine's mutable state: indexes and id counters.
 #[derive(Debug, Default)]
@@ -138,7 +136,9 @@ impl<'a> Tx<'a> {
                 worker_id,
                 now_ms,
                 grants,
-            } => self.claim(&worker_id, now_ms, grants).map(OpOutput::Claimed),
+            } => self
+                .claim(&worker_id, now_ms, grants)
+                .map(OpOutput::Claimed),
             Command::Ack {
                 task_id,
                 lease_id,
@@ -239,8 +239,11 @@ impl<'a> Tx<'a> {
             result: None,
             history: Vec::new(),
         };
-        self.batch
-            .put_cf(self.store.cf(CF_PAYLOADS), task_id.to_be_bytes(), &task.payload);
+        self.batch.put_cf(
+            self.store.cf(CF_PAYLOADS),
+            task_id.to_be_bytes(),
+            &task.payload,
+        );
         self.payloads.insert(task_id, task.payload);
         self.store_new(record);
         OpOutput::Submitted {

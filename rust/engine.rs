@@ -323,6 +323,9 @@ fn view(store: &Store, task_id: u64) -> Result<Option<TaskView>> {
     Ok(Some(TaskView { record, payload }))
 }
 
+/// Index entries as (index key, task id): the key is the listing's cursor.
+type IndexHits = Vec<(Vec<u8>, u64)>;
+
 /// Up to `limit` (index key, task id) pairs of `state` after `cursor`, and
 /// whether another match follows.
 fn scan_index(
@@ -331,7 +334,7 @@ fn scan_index(
     task_type: Option<&str>,
     limit: usize,
     cursor: Option<&[u8]>,
-) -> Result<(Vec<(Vec<u8>, u64)>, bool)> {
+) -> Result<(IndexHits, bool)> {
     let mut iter = store.iter_from(state.name(), cursor);
     if let (Some(cursor), Some(key)) = (cursor, iter.key()) {
         if key == cursor {
@@ -430,7 +433,8 @@ fn run(tx: &mut Tx<'_>, op: Op, now_ms: u64) -> Result<OpOutput> {
         }
         Op::PromoteDue { limit } => promote_due(tx, now_ms, limit),
         Op::RequeueDeadLetters { task_type, limit } => {
-            let task_ids = finished_before(tx, State::DeadLetter, u64::MAX, task_type.as_deref(), limit)?;
+            let task_ids =
+                finished_before(tx, State::DeadLetter, u64::MAX, task_type.as_deref(), limit)?;
             let mut requeued = 0;
             for task_id in task_ids {
                 let ready_seq = tx.state.take_ready_seq();
@@ -449,7 +453,13 @@ fn run(tx: &mut Tx<'_>, op: Op, now_ms: u64) -> Result<OpOutput> {
             limit,
         } => {
             let before_ms = before_ms.unwrap_or(u64::MAX);
-            let task_ids = finished_before(tx, State::DeadLetter, before_ms, task_type.as_deref(), limit)?;
+            let task_ids = finished_before(
+                tx,
+                State::DeadLetter,
+                before_ms,
+                task_type.as_deref(),
+                limit,
+            )?;
             tx.apply(Command::Delete { task_ids })
         }
         Op::Sweep {
@@ -492,8 +502,12 @@ fn plan_grants(
     lease_grace_ms: u64,
     now_ms: u64,
 ) -> Result<Vec<Grant>> {
-    let type_ids: Option<Vec<u32>> =
-        task_types.map(|names| names.iter().filter_map(|n| tx.state.idx.types.get(n)).collect());
+    let type_ids: Option<Vec<u32>> = task_types.map(|names| {
+        names
+            .iter()
+            .filter_map(|n| tx.state.idx.types.get(n))
+            .collect()
+    });
     let task_ids = tx.state.idx.ready_in_order(type_ids.as_deref(), max_tasks);
     let mut grants = Vec::with_capacity(task_ids.len());
     for task_id in task_ids {
@@ -501,7 +515,9 @@ fn plan_grants(
         grants.push(Grant {
             task_id,
             lease_id: tx.state.take_lease_id(),
-            deadline_ms: now_ms.saturating_add(timeout_ms).saturating_add(lease_grace_ms),
+            deadline_ms: now_ms
+                .saturating_add(timeout_ms)
+                .saturating_add(lease_grace_ms),
         });
     }
     Ok(grants)
@@ -558,11 +574,15 @@ fn recover(store: &Store) -> Result<CoreState> {
     recover_in_progress(store, &mut state)?;
     for (key, value) in store.scan_prefix(CF_IDEMPOTENCY, b"")? {
         let key = String::from_utf8_lossy(&key).into_owned();
-        state.idx.hold_key(key, decode_u64(&value, "idempotency entry")?);
+        state
+            .idx
+            .hold_key(key, decode_u64(&value, "idempotency entry")?);
     }
     for (key, value) in store.scan_prefix(CF_META, META_COUNT_PREFIX)? {
         if let Some((finished, task_type)) = parse_count_key(&key) {
-            state.idx.set_count(finished, &task_type, decode_u64(&value, "count")?);
+            state
+                .idx
+                .set_count(finished, &task_type, decode_u64(&value, "count")?);
         }
     }
     Ok(state)
@@ -575,7 +595,9 @@ fn recover_pending(store: &Store, state: &mut CoreState) -> Result<()> {
         let priority = u8::MAX - key[0];
         let ready_seq = decode_u64(&key[1..], "pending key")?;
         let type_id = state.idx.types.intern(task_type);
-        state.idx.insert_ready(type_id, priority, ready_seq, task_id);
+        state
+            .idx
+            .insert_ready(type_id, priority, ready_seq, task_id);
         state.idx.add_count(State::Pending, type_id);
         state.next_ready_seq = state.next_ready_seq.max(ready_seq + 1);
         state.next_task_id = state.next_task_id.max(task_id + 1);

@@ -83,7 +83,9 @@ impl Indexes {
         let type_id = self.types.intern(&record.task_type);
         *self.counts.entry((record.state, type_id)).or_default() += 1;
         match record.state {
-            State::Pending => self.insert_ready(type_id, record.priority, record.ready_seq, record.id),
+            State::Pending => {
+                self.insert_ready(type_id, record.priority, record.ready_seq, record.id)
+            }
             State::Scheduled | State::Failed => {
                 self.schedule.insert((record.run_at_ms, record.id));
             }

@@ -55,7 +55,12 @@ fn non_negative(field: &'static str, value: i64) -> Result<u64, EngineError> {
 }
 
 /// A count argument with an upper bound.
-fn bounded(field: &'static str, value: i64, max: usize, expected: &'static str) -> Result<usize, EngineError> {
+fn bounded(
+    field: &'static str,
+    value: i64,
+    max: usize,
+    expected: &'static str,
+) -> Result<usize, EngineError> {
     usize::try_from(value)
         .ok()
         .filter(|count| *count <= max)
@@ -216,12 +221,19 @@ fn claim_op(
     })
 }
 
-fn fail_op(task_id: u64, lease_id: u64, error: String, retry_at_ms: Option<i64>) -> Result<Op, EngineError> {
+fn fail_op(
+    task_id: u64,
+    lease_id: u64,
+    error: String,
+    retry_at_ms: Option<i64>,
+) -> Result<Op, EngineError> {
     Ok(Op::Fail {
         task_id,
         lease_id,
         error,
-        retry_at_ms: retry_at_ms.map(|at| non_negative("retry_at_ms", at)).transpose()?,
+        retry_at_ms: retry_at_ms
+            .map(|at| non_negative("retry_at_ms", at))
+            .transpose()?,
     })
 }
 
@@ -269,7 +281,10 @@ impl Claim {
 #[pymethods]
 impl Ack {
     #[new]
-    #[pyo3(signature = (task_id, lease_id, result = Vec::new()))]
+    #[pyo3(
+        signature = (task_id, lease_id, result = Vec::new()),
+        text_signature = "(task_id, lease_id, result=b'')"
+    )]
     fn new(task_id: u64, lease_id: u64, result: Vec<u8>) -> Self {
         Self {
             op: Op::Ack {
@@ -535,7 +550,10 @@ impl Task {
     }
     #[getter]
     fn worker_id(&self) -> Option<&str> {
-        self.record().lease.as_ref().map(|lease| lease.worker_id.as_str())
+        self.record()
+            .lease
+            .as_ref()
+            .map(|lease| lease.worker_id.as_str())
     }
     #[getter]
     fn lease_deadline_ms(&self) -> Option<u64> {
@@ -641,7 +659,12 @@ fn unexpected(output: &OpOutput) -> PyErr {
 impl Engine {
     #[new]
     #[pyo3(signature = (path, *, fsync = true, clock = None))]
-    fn new(py: Python<'_>, path: String, fsync: bool, clock: Option<&ManualClock>) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        path: String,
+        fsync: bool,
+        clock: Option<&ManualClock>,
+    ) -> PyResult<Self> {
         let clock: Arc<dyn Clock> = match clock {
             Some(manual) => Arc::new(manual.inner.clone()),
             None => Arc::new(SystemClock),
@@ -700,7 +723,10 @@ impl Engine {
         py: Python<'py>,
         tasks: Vec<PyRef<'py, NewTask>>,
     ) -> PyResult<Vec<Submitted>> {
-        let ops = tasks.iter().map(|task| Op::Submit(task.inner.clone())).collect();
+        let ops = tasks
+            .iter()
+            .map(|task| Op::Submit(task.inner.clone()))
+            .collect();
         let results = detached(py, || self.inner.commit(ops))?;
         results
             .into_iter()
@@ -729,7 +755,10 @@ impl Engine {
         }
     }
 
-    #[pyo3(signature = (task_id, lease_id, result = Vec::new()))]
+    #[pyo3(
+        signature = (task_id, lease_id, result = Vec::new()),
+        text_signature = "($self, task_id, lease_id, result=b'')"
+    )]
     fn ack(&self, py: Python<'_>, task_id: u64, lease_id: u64, result: Vec<u8>) -> PyResult<()> {
         self.execute(
             py,
@@ -758,7 +787,13 @@ impl Engine {
         }
     }
 
-    fn extend(&self, py: Python<'_>, task_id: u64, lease_id: u64, deadline_ms: i64) -> PyResult<bool> {
+    fn extend(
+        &self,
+        py: Python<'_>,
+        task_id: u64,
+        lease_id: u64,
+        deadline_ms: i64,
+    ) -> PyResult<bool> {
         let op = extend_op(task_id, lease_id, deadline_ms).map_err(|e| to_py_err(py, &e))?;
         match self.execute(py, op)? {
             OpOutput::CancelRequested(flag) => Ok(flag),
@@ -785,7 +820,12 @@ impl Engine {
     }
 
     #[pyo3(signature = (task_type = None, limit = 1000))]
-    fn requeue_dead_letters(&self, py: Python<'_>, task_type: Option<String>, limit: i64) -> PyResult<u64> {
+    fn requeue_dead_letters(
+        &self,
+        py: Python<'_>,
+        task_type: Option<String>,
+        limit: i64,
+    ) -> PyResult<u64> {
         let limit = bounded("limit", limit, usize::MAX, "a non-negative integer")
             .map_err(|e| to_py_err(py, &e))?;
         self.count(py, Op::RequeueDeadLetters { task_type, limit })
@@ -801,7 +841,9 @@ impl Engine {
     ) -> PyResult<u64> {
         let op = (|| {
             Ok(Op::PurgeDeadLetters {
-                before_ms: before_ms.map(|at| non_negative("before_ms", at)).transpose()?,
+                before_ms: before_ms
+                    .map(|at| non_negative("before_ms", at))
+                    .transpose()?,
                 task_type,
                 limit: bounded("limit", limit, usize::MAX, "a non-negative integer")?,
             })
@@ -821,7 +863,10 @@ impl Engine {
         let op = (|| {
             Ok(Op::Sweep {
                 completed_before_ms: non_negative("completed_before_ms", completed_before_ms)?,
-                dead_letter_before_ms: non_negative("dead_letter_before_ms", dead_letter_before_ms)?,
+                dead_letter_before_ms: non_negative(
+                    "dead_letter_before_ms",
+                    dead_letter_before_ms,
+                )?,
                 limit: bounded("limit", limit, usize::MAX, "a non-negative integer")?,
             })
         })()
@@ -844,7 +889,8 @@ impl Engine {
         cursor: Option<Vec<u8>>,
     ) -> PyResult<Page> {
         let state = State::parse(state).map_err(|e| to_py_err(py, &e))?;
-        let limit = bounded("limit", limit, engine::MAX_PAGE, "1 to 1000").map_err(|e| to_py_err(py, &e))?;
+        let limit = bounded("limit", limit, engine::MAX_PAGE, "1 to 1000")
+            .map_err(|e| to_py_err(py, &e))?;
         let page = detached(py, || {
             self.inner
                 .list(state, task_type.as_deref(), limit, cursor.as_deref())

@@ -89,7 +89,9 @@ impl Store {
     /// The handle of a family opened with the store.
     pub fn cf(&self, name: &str) -> &ColumnFamily {
         // Every family in `family_names` is opened with the store.
-        self.db.cf_handle(name).expect("column family opened with the store")
+        self.db
+            .cf_handle(name)
+            .expect("column family opened with the store")
     }
 
     /// The index family of a state.
@@ -252,7 +254,10 @@ pub fn parse_index_value(value: &[u8]) -> Result<(u64, &str)> {
         detail,
     };
     if value.len() < 8 {
-        return Err(corrupt(format!("{} bytes, expected at least 8", value.len())));
+        return Err(corrupt(format!(
+            "{} bytes, expected at least 8",
+            value.len()
+        )));
     }
     let (id, task_type) = value.split_at(8);
     let task_type = std::str::from_utf8(task_type).map_err(|err| corrupt(err.to_string()))?;

@@ -163,11 +163,7 @@ impl NewTask {
 /// [`EngineError::InvalidArgument`] naming `field`.
 pub fn check_name(field: &'static str, value: &str, max_len: usize) -> Result<()> {
     if value.is_empty() {
-        return Err(EngineError::invalid(
-            field,
-            "a non-empty string",
-            "\"\"",
-        ));
+        return Err(EngineError::invalid(field, "a non-empty string", "\"\""));
     }
     if value.len() > max_len {
         return Err(EngineError::invalid(

@@ -10,7 +10,30 @@ Errors are raised as the classes of `tq.errors`: `BadRequest`, `TaskNotFound`,
 """
 
 from collections.abc import Sequence
-from typing import final
+from typing import Self, final
+
+__all__ = [
+    "STATES",
+    "Ack",
+    "Attempt",
+    "Cancel",
+    "Claim",
+    "ClaimedTask",
+    "Counts",
+    "Engine",
+    "Extend",
+    "Fail",
+    "Lease",
+    "ManualClock",
+    "NewTask",
+    "Page",
+    "PromoteDue",
+    "Requeue",
+    "Submit",
+    "Submitted",
+    "Task",
+    "__version__",
+]
 
 __version__: str
 
@@ -21,7 +44,7 @@ STATES: tuple[str, ...]
 class ManualClock:
     """A clock that moves only when told to, for tests."""
 
-    def __init__(self, now_ms: int = 0) -> None: ...
+    def __new__(cls, now_ms: int = 0) -> Self: ...
     def now_ms(self) -> int:
         """The clock's current time."""
 
@@ -43,8 +66,8 @@ class NewTask:
     max_retries: int
     idempotency_key: str | None
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         task_type: str,
         payload: bytes,
         *,
@@ -53,13 +76,13 @@ class NewTask:
         timeout_ms: int = 300000,
         max_retries: int = 3,
         idempotency_key: str | None = None,
-    ) -> None: ...
+    ) -> Self: ...
 
 @final
 class Submit:
     """Operation: store a new task. Result: `Submitted`."""
 
-    def __init__(self, task: NewTask) -> None: ...
+    def __new__(cls, task: NewTask) -> Self: ...
 
 @final
 class Claim:
@@ -68,19 +91,19 @@ class Claim:
     Each lease lasts the task's own timeout plus ``lease_grace_ms``.
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         worker_id: str,
         max_tasks: int,
         task_types: Sequence[str] | None = None,
         lease_grace_ms: int = 0,
-    ) -> None: ...
+    ) -> Self: ...
 
 @final
 class Ack:
     """Operation: complete a leased task with its result. Result: ``None``."""
 
-    def __init__(self, task_id: int, lease_id: int, result: bytes = b"") -> None: ...
+    def __new__(cls, task_id: int, lease_id: int, result: bytes = b"") -> Self: ...
 
 @final
 class Fail:
@@ -90,15 +113,15 @@ class Fail:
     the task is dead-lettered. Result: the new state.
     """
 
-    def __init__(
-        self, task_id: int, lease_id: int, error: str, retry_at_ms: int | None = None
-    ) -> None: ...
+    def __new__(
+        cls, task_id: int, lease_id: int, error: str, retry_at_ms: int | None = None
+    ) -> Self: ...
 
 @final
 class Extend:
     """Operation: move a lease's deadline. Result: whether cancel was requested."""
 
-    def __init__(self, task_id: int, lease_id: int, deadline_ms: int) -> None: ...
+    def __new__(cls, task_id: int, lease_id: int, deadline_ms: int) -> Self: ...
 
 @final
 class Cancel:
@@ -108,7 +131,7 @@ class Cancel:
     stays ``in_progress`` with ``cancel_requested`` set, for its worker to see.
     """
 
-    def __init__(self, task_id: int) -> None: ...
+    def __new__(cls, task_id: int) -> Self: ...
 
 @final
 class Requeue:
@@ -117,7 +140,7 @@ class Requeue:
     Result: ``None``.
     """
 
-    def __init__(self, task_id: int) -> None: ...
+    def __new__(cls, task_id: int) -> Self: ...
 
 @final
 class PromoteDue:
@@ -126,7 +149,7 @@ class PromoteDue:
     Result: how many became pending.
     """
 
-    def __init__(self, limit: int = 10000) -> None: ...
+    def __new__(cls, limit: int = 10000) -> Self: ...
 
 @final
 class Submitted:
@@ -285,9 +308,9 @@ class Engine:
     as a context manager): RocksDB locks the directory while it is open.
     """
 
-    def __init__(
-        self, path: str, *, fsync: bool = True, clock: ManualClock | None = None
-    ) -> None: ...
+    def __new__(
+        cls, path: str, *, fsync: bool = True, clock: ManualClock | None = None
+    ) -> Self: ...
     def __enter__(self) -> Engine: ...
     def __exit__(self, *exc_info: object) -> None: ...
     @property

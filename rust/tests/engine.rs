@@ -30,7 +30,10 @@ fn claim_with_types_leases_only_those_types() {
     let OpOutput::Claimed(tasks) = fx.engine.execute(op).unwrap() else {
         panic!("claim returns tasks");
     };
-    assert_eq!(tasks.iter().map(|t| t.task_id).collect::<Vec<_>>(), vec![wanted]);
+    assert_eq!(
+        tasks.iter().map(|t| t.task_id).collect::<Vec<_>>(),
+        vec![wanted]
+    );
 }
 
 #[test]
@@ -55,7 +58,10 @@ fn ack_with_stale_lease_is_rejected_and_changes_nothing() {
     let second = fx.claim(1).pop().unwrap();
     assert_ne!(first.lease_id, second.lease_id);
     let stale = fx.engine.execute(ack(id, first.lease_id));
-    assert!(matches!(stale, Err(EngineError::StaleLease { .. })), "{stale:?}");
+    assert!(
+        matches!(stale, Err(EngineError::StaleLease { .. })),
+        "{stale:?}"
+    );
     let stored = fx.engine.get(id).unwrap().record;
     assert_eq!(stored.state, State::InProgress);
     assert_eq!(stored.lease.unwrap().lease_id, second.lease_id);
@@ -66,13 +72,18 @@ fn fail_without_retry_dead_letters_and_keeps_every_error() {
     let fx = Fixture::new();
     let id = fx.submit("a", 1);
     let lease = fx.claim(1).pop().unwrap().lease_id;
-    fx.engine.execute(fail(id, lease, Some(fx.clock_now()))).unwrap();
+    fx.engine
+        .execute(fail(id, lease, Some(fx.clock_now())))
+        .unwrap();
     let lease = fx.claim(1).pop().unwrap().lease_id;
     let out = fx.engine.execute(fail(id, lease, None)).unwrap();
     assert_eq!(out, OpOutput::State(State::DeadLetter));
     let record = fx.engine.get(id).unwrap().record;
     assert_eq!(record.history.len(), 2);
-    assert!(record.history.iter().all(|a| a.error.as_deref() == Some("boom")));
+    assert!(record
+        .history
+        .iter()
+        .all(|a| a.error.as_deref() == Some("boom")));
 }
 
 #[test]
@@ -136,10 +147,20 @@ fn idempotency_key_returns_the_existing_task() {
     keyed.idempotency_key = Some("k".to_owned());
     let first = fx.engine.execute(Op::Submit(keyed.clone())).unwrap();
     let again = fx.engine.execute(Op::Submit(keyed)).unwrap();
-    let OpOutput::Submitted { task_id, created: true } = first else {
+    let OpOutput::Submitted {
+        task_id,
+        created: true,
+    } = first
+    else {
         panic!("first submit creates");
     };
-    assert_eq!(again, OpOutput::Submitted { task_id, created: false });
+    assert_eq!(
+        again,
+        OpOutput::Submitted {
+            task_id,
+            created: false
+        }
+    );
 }
 
 #[test]
@@ -154,7 +175,10 @@ fn cancel_of_in_progress_task_is_requested_and_seen_by_extend() {
         lease_id: lease,
         deadline_ms: fx.clock_now() + 60_000,
     };
-    assert_eq!(fx.engine.execute(extend).unwrap(), OpOutput::CancelRequested(true));
+    assert_eq!(
+        fx.engine.execute(extend).unwrap(),
+        OpOutput::CancelRequested(true)
+    );
 }
 
 #[test]
@@ -164,7 +188,10 @@ fn cancel_of_completed_task_is_refused() {
     let lease = fx.claim(1).pop().unwrap().lease_id;
     fx.engine.execute(ack(id, lease)).unwrap();
     let refused = fx.engine.execute(Op::Cancel { task_id: id });
-    assert!(matches!(refused, Err(EngineError::InvalidState { .. })), "{refused:?}");
+    assert!(
+        matches!(refused, Err(EngineError::InvalidState { .. })),
+        "{refused:?}"
+    );
 }
 
 #[test]
@@ -178,7 +205,10 @@ fn commit_applies_the_good_ops_and_reports_the_bad_one() {
             Op::Submit(task("a", 2)),
         ])
         .unwrap();
-    assert!(matches!(results[1], Err(EngineError::NotFound { task_id: 999 })));
+    assert!(matches!(
+        results[1],
+        Err(EngineError::NotFound { task_id: 999 })
+    ));
     assert_eq!(fx.engine.counts().unwrap().by_state["pending"], 2);
 }
 
@@ -196,7 +226,10 @@ fn sweep_deletes_old_completed_tasks_and_their_counts() {
         limit: 100,
     };
     assert_eq!(fx.engine.execute(sweep).unwrap(), OpOutput::Count(1));
-    assert!(matches!(fx.engine.get(id), Err(EngineError::NotFound { .. })));
+    assert!(matches!(
+        fx.engine.get(id),
+        Err(EngineError::NotFound { .. })
+    ));
     fx.reopen();
     assert_eq!(fx.engine.counts().unwrap().by_state["completed"], 0);
 }
@@ -205,7 +238,11 @@ fn sweep_deletes_old_completed_tasks_and_their_counts() {
 fn opening_an_open_dir_reports_it_is_locked() {
     let fx = Fixture::new();
     let again = common::try_open(&fx.dir, &fx.clock);
-    assert!(matches!(again, Err(EngineError::Locked { .. })), "{:?}", again.err());
+    assert!(
+        matches!(again, Err(EngineError::Locked { .. })),
+        "{:?}",
+        again.err()
+    );
 }
 
 #[test]
@@ -222,7 +259,10 @@ fn list_pages_through_a_state_with_a_cursor() {
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
-        let page = fx.engine.list(State::Pending, None, 2, cursor.as_deref()).unwrap();
+        let page = fx
+            .engine
+            .list(State::Pending, None, 2, cursor.as_deref())
+            .unwrap();
         seen.extend(page.tasks.iter().map(|t| t.record.id));
         match page.next_cursor {
             Some(next) => cursor = Some(next),

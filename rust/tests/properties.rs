@@ -14,12 +14,26 @@ use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
 enum Step {
-    Submit { priority: u8, delay_ms: u64 },
-    Claim { max_tasks: usize },
-    Ack { pick: usize },
-    Fail { pick: usize, retry_in_ms: Option<u64> },
-    Cancel { pick: usize },
-    Advance { ms: u64 },
+    Submit {
+        priority: u8,
+        delay_ms: u64,
+    },
+    Claim {
+        max_tasks: usize,
+    },
+    Ack {
+        pick: usize,
+    },
+    Fail {
+        pick: usize,
+        retry_in_ms: Option<u64>,
+    },
+    Cancel {
+        pick: usize,
+    },
+    Advance {
+        ms: u64,
+    },
     Reopen,
 }
 
@@ -84,7 +98,11 @@ impl Model {
             })
             .collect();
         ready.sort_unstable();
-        ready.into_iter().take(max_tasks).map(|(_, _, id)| id).collect()
+        ready
+            .into_iter()
+            .take(max_tasks)
+            .map(|(_, _, id)| id)
+            .collect()
     }
 
     fn leased(&self) -> Vec<(u64, u64)> {
@@ -125,9 +143,13 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 new_task.delay_ms = delay_ms;
                 let id = fx.submit_task(new_task);
                 let at = if delay_ms > 0 {
-                    Where::Delayed { due_ms: now + delay_ms }
+                    Where::Delayed {
+                        due_ms: now + delay_ms,
+                    }
                 } else {
-                    Where::Pending { seq: model.take_seq() }
+                    Where::Pending {
+                        seq: model.take_seq(),
+                    }
                 };
                 model.tasks.insert(id, (priority, at));
             }
@@ -140,13 +162,19 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 for claimed_task in claimed {
                     let entry = model.tasks.get_mut(&claimed_task.task_id).unwrap();
                     prop_assert!(!matches!(entry.1, Where::Leased { .. }), "claimed twice");
-                    entry.1 = Where::Leased { lease_id: claimed_task.lease_id };
+                    entry.1 = Where::Leased {
+                        lease_id: claimed_task.lease_id,
+                    };
                 }
             }
             Step::Ack { pick } => {
                 let leased = model.leased();
                 if let Some(&(id, lease_id)) = leased.get(pick % leased.len().max(1)) {
-                    let op = Op::Ack { task_id: id, lease_id, result: Vec::new() };
+                    let op = Op::Ack {
+                        task_id: id,
+                        lease_id,
+                        result: Vec::new(),
+                    };
                     fx.engine.execute(op).unwrap();
                     model.cancel_requested.remove(&id);
                     model.tasks.get_mut(&id).unwrap().1 = Where::Finished("completed");
@@ -156,7 +184,12 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 let leased = model.leased();
                 if let Some(&(id, lease_id)) = leased.get(pick % leased.len().max(1)) {
                     let retry_at_ms = retry_in_ms.map(|ms| now + ms);
-                    let op = Op::Fail { task_id: id, lease_id, error: "e".into(), retry_at_ms };
+                    let op = Op::Fail {
+                        task_id: id,
+                        lease_id,
+                        error: "e".into(),
+                        retry_at_ms,
+                    };
                     fx.engine.execute(op).unwrap();
                     // A failed task whose cancel was requested is not retried.
                     let cancelled = model.cancel_requested.remove(&id);
@@ -196,10 +229,19 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
 fn check_counts(fx: &Fixture, model: &Model) -> Result<(), TestCaseError> {
     let counts = fx.engine.counts().unwrap();
     let by_state = &counts.by_state;
-    for state in ["pending", "in_progress", "completed", "dead_letter", "cancelled"] {
+    for state in [
+        "pending",
+        "in_progress",
+        "completed",
+        "dead_letter",
+        "cancelled",
+    ] {
         prop_assert_eq!(by_state[state], model.count(state), "count of {}", state);
     }
-    prop_assert_eq!(by_state["scheduled"] + by_state["failed"], model.count("delayed"));
+    prop_assert_eq!(
+        by_state["scheduled"] + by_state["failed"],
+        model.count("delayed")
+    );
     Ok(())
 }
 
@@ -222,7 +264,10 @@ fn submit_output_is_a_new_id_each_time() {
     let mut ids: Vec<u64> = results
         .into_iter()
         .map(|result| match result.unwrap() {
-            OpOutput::Submitted { task_id, created: true } => task_id,
+            OpOutput::Submitted {
+                task_id,
+                created: true,
+            } => task_id,
             other => panic!("unexpected {other:?}"),
         })
         .collect();

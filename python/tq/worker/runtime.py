@@ -153,7 +153,9 @@ class Worker:
     async def _claim_loop(self, client: AsyncClient, tasks: trio.Nursery) -> None:
         with trio.CancelScope() as scope:
             tasks.start_soon(_cancel_on, self._stopping, scope)
-            while True:
+            # Checked on every turn: a claim is shielded, so a turn that only
+            # claims never reaches a checkpoint where the cancel could land.
+            while not self._stopping.is_set():
                 free = self.concurrency - len(self._running)
                 if free == 0:
                     await self._slot_freed.wait()
