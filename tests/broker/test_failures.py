@@ -15,7 +15,7 @@ from processes import BrokerProcess, WorkerProcess, wait_until
 
 from tq import AsyncClient, Client
 from tq.client import WorkerHello, calls
-from tq.errors import StaleLease
+from tq.errors import BadRequest, StaleLease
 
 
 def test_task_of_a_killed_worker_completes_on_another_within_the_timeout(
@@ -56,6 +56,34 @@ async def test_ack_with_a_stale_lease_is_rejected_and_changes_nothing(
         assert task.worker_id == "w-second"
         await second.call(calls.ack(task_id, new["lease_id"], b"on time"))
         assert await client.wait_for_result(task_id, 5) == b"on time"
+
+
+async def test_ack_many_completes_each_task_and_refuses_only_the_stale_ack(
+    broker: BrokerProcess,
+) -> None:
+    worker = AsyncClient(broker.address, worker=WorkerHello("w-batch"))
+    async with worker, AsyncClient.connect(broker.address) as client:
+        ids = await client.submit_many([("echo", b"x", 100)] * 3)
+        claimed = await worker.call(calls.claim(3, None, 5.0))
+        assert sorted(task["task_id"] for task in claimed) == ids
+        acks = [(t["task_id"], t["lease_id"], b"done") for t in claimed]
+        stale = (acks[1][0], acks[1][1] + 1000, b"stale")
+        errors = await worker.call(calls.ack_many([acks[0], stale, acks[2]]))
+        assert errors[0] is None
+        assert isinstance(errors[1], StaleLease)
+        assert errors[2] is None
+        states = [(await client.get_task(task_id)).state for task_id, _, _ in acks]
+        assert states == ["completed", "in_progress", "completed"]
+        assert await worker.call(calls.ack_many([acks[1]])) == [None]
+        assert await client.wait_for_result(acks[1][0], 5) == b"done"
+
+
+async def test_ack_many_from_a_client_that_is_no_worker_is_refused(
+    broker: BrokerProcess,
+) -> None:
+    async with AsyncClient.connect(broker.address) as client:
+        with pytest.raises(BadRequest, match="only a worker"):
+            await client.call(calls.ack_many([(1, 1, b"")]))
 
 
 def _frame(message: object) -> bytes:

@@ -96,6 +96,7 @@ class ProtocolServer:
             Op.DLQ_PURGE: self._dlq_purge,
             Op.CLAIM: self._claim,
             Op.ACK: self._ack,
+            Op.ACK_MANY: self._ack_many,
             Op.FAIL: self._fail,
             Op.HEARTBEAT: self._heartbeat,
         }
@@ -141,7 +142,10 @@ class ProtocolServer:
                 # Nothing sends any more; let the writer flush what is queued.
                 send.close()
                 writer.cancel_scope.deadline = trio.current_time() + FLUSH_TIMEOUT_S
-        except trio.BrokenResourceError:
+        except* trio.BrokenResourceError:
+            # A reset (a peer killed with bytes unread) surfaces from inside
+            # the nurseries, wrapped in an ExceptionGroup: it ends only this
+            # connection, never the server.
             log.debug("connection broken peer=%s", peer)
         finally:
             self._connections -= 1
@@ -409,6 +413,26 @@ class ProtocolServer:
             args.blob("result", max_len=self.config.max_payload_bytes, default=b""),
         )
         return {}
+
+    async def _ack_many(self, conn: Connection, args: Args) -> dict[str, Any]:
+        conn.require_worker("ack_many")
+        acks = [
+            (
+                _task_id(item),
+                item.integer("lease_id", low=1, high=_MAX_ID),
+                item.blob("result", max_len=self.config.max_payload_bytes, default=b""),
+            )
+            for item in map(Args, args.items("acks", max_len=self.config.max_batch))
+        ]
+        errors = await self.broker.ack_many(acks)
+        return {
+            "errors": [
+                None
+                if error is None
+                else {"code": error.code, "message": error.message}
+                for error in errors
+            ]
+        }
 
     async def _fail(self, conn: Connection, args: Args) -> dict[str, Any]:
         conn.require_worker("fail")

@@ -308,7 +308,10 @@ class Broker:
             self._cancel_requested.add(task_id)
             log.info("task cancel requested task_id=%d", task_id)
         else:
-            self._finished(task_id, "cancelled", None)
+            # The engine answers with the state alone; the event (and the
+            # metrics, and type filters on event streams) need the type.
+            task = await self.get(task_id)
+            self._finished(task_id, "cancelled", None, task_type=task.task_type)
         return state
 
     async def wait(self, task_id: int, timeout_s: float) -> _core.Task:
@@ -470,6 +473,37 @@ class Broker:
             StaleLease: The lease is no longer current; nothing changed.
         """
         await self.commit.execute(_core.Ack(task_id, lease_id, result))
+        self._acked(task_id)
+
+    async def ack_many(
+        self, acks: list[tuple[int, int, bytes]]
+    ) -> list[TqError | None]:
+        """Complete many tasks with one commit.
+
+        Args:
+            acks: ``(task_id, lease_id, result)`` of each task.
+
+        Returns:
+            One entry per ack, in order: None when the task was completed, or
+            the error that ack met (`StaleLease`, `TaskNotFound`,
+            `StorageError`); an error of one changes nothing of the others.
+        """
+        ops = [
+            _core.Ack(task_id, lease_id, result) for task_id, lease_id, result in acks
+        ]
+        errors: list[TqError | None] = []
+        for (task_id, _, _), outcome in zip(
+            acks, await self.commit.execute_many(ops), strict=True
+        ):
+            if isinstance(outcome, TqError):
+                self._note_storage(outcome)
+                errors.append(outcome)
+            else:
+                self._acked(task_id)
+                errors.append(None)
+        return errors
+
+    def _acked(self, task_id: int) -> None:
         delivery = self._delivered.pop(task_id, None)
         self.totals["completed"] += 1
         self._finished(task_id, "completed", delivery)
@@ -521,6 +555,11 @@ class Broker:
         task_type = delivery.task_type if delivery else "?"
         attempt = delivery.attempt if delivery else 0
         worker_id = delivery.worker_id if delivery else "?"
+        if state == "cancelled":
+            # Its cancel was requested and the attempt ended: the outcome is
+            # the cancel, not a failure, in the counts as in the events.
+            self._finished(task_id, state, delivery)
+            return
         self.totals["failed"] += 1
         self._publish_task("task.failed", task_id, delivery, error=error[:1000])
         if state == "failed" and decision.retry_at_ms is not None:
@@ -622,7 +661,13 @@ class Broker:
 
     # Finishing
 
-    def _finished(self, task_id: int, state: str, delivery: Delivery | None) -> None:
+    def _finished(
+        self,
+        task_id: int,
+        state: str,
+        delivery: Delivery | None,
+        **extra: object,
+    ) -> None:
         self._cancel_requested.discard(task_id)
         waiter = self._finish_waiters.pop(task_id, None)
         if waiter is not None:
@@ -640,7 +685,7 @@ class Broker:
             "dead_letter": "task.dead_lettered",
             "cancelled": "task.cancelled",
         }[state]
-        self._publish_task(kind, task_id, delivery)
+        self._publish_task(kind, task_id, delivery, **extra)
 
     def _publish_task(
         self, kind: str, task_id: int, delivery: Delivery | None, **extra: object

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 from tq.client.models import TaskInfo, TaskPage, seconds
-from tq.errors import TaskFailed, error_for_code
+from tq.errors import TaskFailed, TqError, error_for_code
 from tq.protocol import Op
 
 __all__ = ["Call", "TaskTuple"]
@@ -216,6 +216,28 @@ def ack(task_id: int, lease_id: int, result: bytes) -> Call[None]:
     """Worker: complete a task under its lease."""
     args = {"task_id": task_id, "lease_id": lease_id, "result": result}
     return Call(Op.ACK, args, lambda r: None)
+
+
+def ack_many(acks: Iterable[tuple[int, int, bytes]]) -> Call[list[TqError | None]]:
+    """Worker: complete many tasks, each ``(task_id, lease_id, result)``.
+
+    The result has one entry per ack, in order: None for a completed task, or
+    the error that ack met (a `StaleLease`, say); the others still apply.
+    """
+    items = [
+        {"task_id": task_id, "lease_id": lease_id, "result": result}
+        for task_id, lease_id, result in acks
+    ]
+    return Call(Op.ACK_MANY, {"acks": items}, _item_errors)
+
+
+def _item_errors(result: dict[str, Any]) -> list[TqError | None]:
+    return [
+        None
+        if error is None
+        else error_for_code(str(error.get("code")), str(error.get("message", "")))
+        for error in result["errors"]
+    ]
 
 
 def fail(

@@ -45,6 +45,7 @@ class Op(StrEnum):
     DLQ_PURGE = "dlq_purge"
     CLAIM = "claim"
     ACK = "ack"
+    ACK_MANY = "ack_many"
     FAIL = "fail"
     HEARTBEAT = "heartbeat"
 

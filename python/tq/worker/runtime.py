@@ -24,7 +24,7 @@ import trio
 
 from tq.client import AsyncClient, WorkerHello, calls
 from tq.errors import ConnectionLost, StaleLease, TqError
-from tq.protocol import Op
+from tq.worker.acks import AckBatcher, FinishedTask
 from tq.worker.outcomes import Reject, Retry
 from tq.worker.registry import HandlerRegistry, RegisteredHandler
 
@@ -34,6 +34,13 @@ log = logging.getLogger("tq.worker")
 
 CLAIM_WAIT_S = 5.0
 """How long one claim waits at the broker for a task before asking again."""
+
+CLAIM_LINGER_S = 0.002
+"""How long a claim for a few free slots waits for more slots to free up.
+
+Tasks that finish together free their slots one by one; claiming for each
+slot alone would cost the broker one commit per task. Waiting this long, or
+until a quarter of the slots are free, gathers them into one claim."""
 
 REPORT_ATTEMPTS = 5
 """How many times an ack or fail is retried across reconnects."""
@@ -105,6 +112,9 @@ class Worker:
         self.task_types = tuple(task_types or registry.task_types())
         self._token = token
         self._running: dict[int, ClaimedWork] = {}
+        # Tasks whose handler is done and whose ack or fail is on its way: the
+        # worker still holds their leases, so heartbeats must name them.
+        self._reporting: set[int] = set()
         self._slot_freed = trio.Event()
         self._stopping = trio.Event()
         self._threads = trio.CapacityLimiter(concurrency)
@@ -137,9 +147,19 @@ class Worker:
             task_status.started()
             async with trio.open_nursery() as services:
                 services.start_soon(self._heartbeat_loop, client)
-                async with trio.open_nursery() as tasks:
-                    await self._claim_loop(client, tasks)
-                    await self._drain(client, tasks)
+                # Reports outlive their task's slot: the nursery closes only
+                # once every ack and fail has been answered.
+                async with trio.open_nursery() as reports:
+                    acks = AckBatcher(
+                        client,
+                        reports,
+                        worker_id=self.worker_id,
+                        max_batch=client.server_info.get("max_batch", 1000),
+                        on_reported=self._acked,
+                    )
+                    async with trio.open_nursery() as tasks:
+                        await self._claim_loop(client, tasks, _Reporter(acks, reports))
+                        await self._drain()
                 services.cancel_scope.cancel()
         log.info(
             "worker stopped worker_id=%s completed=%d failed=%d",
@@ -150,21 +170,31 @@ class Worker:
 
     # Claiming
 
-    async def _claim_loop(self, client: AsyncClient, tasks: trio.Nursery) -> None:
+    async def _claim_loop(
+        self, client: AsyncClient, tasks: trio.Nursery, reports: _Reporter
+    ) -> None:
         with trio.CancelScope() as scope:
             tasks.start_soon(_cancel_on, self._stopping, scope)
             # Checked on every turn: a claim is shielded, so a turn that only
             # claims never reaches a checkpoint where the cancel could land.
             while not self._stopping.is_set():
+                await self._wait_for_free_slots()
                 free = self.concurrency - len(self._running)
-                if free == 0:
-                    await self._slot_freed.wait()
-                    self._slot_freed = trio.Event()
-                    continue
                 for raw in await self._claim(client, free):
                     work = ClaimedWork.from_map(raw)
                     self._running[work.task_id] = work
-                    tasks.start_soon(self._run_task, client, work)
+                    tasks.start_soon(self._run_task, client, work, reports)
+
+    async def _wait_for_free_slots(self) -> None:
+        """Wait for a free slot, then briefly for more (see `CLAIM_LINGER_S`)."""
+        while len(self._running) == self.concurrency:
+            await self._slot_freed.wait()
+            self._slot_freed = trio.Event()
+        enough = self.concurrency - max(1, self.concurrency // 4)
+        with trio.move_on_after(CLAIM_LINGER_S):
+            while len(self._running) > enough:
+                await self._slot_freed.wait()
+                self._slot_freed = trio.Event()
 
     async def _claim(self, client: AsyncClient, free: int) -> list[dict[str, Any]]:
         # Shielded: once a claim is sent, its answer must be taken, or the broker
@@ -181,16 +211,29 @@ class Worker:
 
     # Running
 
-    async def _run_task(self, client: AsyncClient, work: ClaimedWork) -> None:
+    async def _run_task(
+        self, client: AsyncClient, work: ClaimedWork, reports: _Reporter
+    ) -> None:
         try:
             outcome = await self._execute(work)
-            await self._report(client, work, outcome)
         finally:
+            # The slot is free once the handler is done: the report travels
+            # on its own, so the next claim does not wait for the broker to
+            # store this outcome.
             self._running.pop(work.task_id, None)
             self._slot_freed.set()
+        self._reporting.add(work.task_id)
+        if isinstance(outcome, bytes):
+            reports.acks.add(
+                FinishedTask(
+                    work.task_id, work.task_type, work.lease_id, work.attempt, outcome
+                )
+            )
+        else:
+            reports.nursery.start_soon(self._report, client, work, outcome)
 
-    async def _execute(self, work: ClaimedWork) -> calls.Call[Any]:
-        """Run the handler and turn what happened into the ack or fail to send."""
+    async def _execute(self, work: ClaimedWork) -> bytes | calls.Call[str]:
+        """Run the handler: its result to ack, or the fail to send."""
         handler = self.registry.get(work.task_type)
         if handler is None:
             error = f"no handler for type {work.task_type!r} on {self.worker_id}"
@@ -199,7 +242,7 @@ class Worker:
             with trio.move_on_after(work.timeout_s) as timeout_scope:
                 try:
                     result = await _call_handler(handler, work.payload, self._threads)
-                    return calls.ack(work.task_id, work.lease_id, _as_bytes(result))
+                    return _as_bytes(result)
                 except Exception as exc:
                     return _failure(work, exc)
             if timeout_scope.cancelled_caught:
@@ -208,10 +251,30 @@ class Worker:
         reason = "cancel requested" if work.cancel_requested else "worker stopped first"
         return calls.fail(work.task_id, work.lease_id, reason, retry_delay_s=0.0)
 
+    def _acked(self, task: FinishedTask, completed: bool) -> None:
+        self._reporting.discard(task.task_id)
+        if completed:
+            self.completed += 1
+            log.debug(
+                "task completed task_id=%d type=%s attempt=%d worker_id=%s",
+                task.task_id,
+                task.task_type,
+                task.attempt,
+                self.worker_id,
+            )
+
     async def _report(
-        self, client: AsyncClient, work: ClaimedWork, outcome: calls.Call[Any]
+        self, client: AsyncClient, work: ClaimedWork, outcome: calls.Call[str]
     ) -> None:
-        """Send the ack or fail, across reconnects; a stale lease ends it."""
+        """Send a fail, across reconnects; a stale lease ends it."""
+        try:
+            await self._send_report(client, work, outcome)
+        finally:
+            self._reporting.discard(work.task_id)
+
+    async def _send_report(
+        self, client: AsyncClient, work: ClaimedWork, outcome: calls.Call[str]
+    ) -> None:
         with trio.CancelScope(shield=True):
             for attempt in range(1, REPORT_ATTEMPTS + 1):
                 try:
@@ -233,23 +296,15 @@ class Worker:
                 except TqError as exc:
                     log.error("report refused task_id=%d: %s", work.task_id, exc)
                     return
-                self._count(work, outcome)
+                self.failed += 1
+                log.debug(
+                    "task failed task_id=%d type=%s attempt=%d worker_id=%s",
+                    work.task_id,
+                    work.task_type,
+                    work.attempt,
+                    self.worker_id,
+                )
                 return
-
-    def _count(self, work: ClaimedWork, outcome: calls.Call[Any]) -> None:
-        acked = outcome.op == Op.ACK
-        if acked:
-            self.completed += 1
-        else:
-            self.failed += 1
-        log.debug(
-            "task %s task_id=%d type=%s attempt=%d worker_id=%s",
-            "completed" if acked else "failed",
-            work.task_id,
-            work.task_type,
-            work.attempt,
-            self.worker_id,
-        )
 
     # Heartbeats and drain
 
@@ -258,7 +313,8 @@ class Worker:
         while True:
             await trio.sleep(interval_s)
             try:
-                cancel = await client.call(calls.heartbeat(list(self._running)))
+                held = [*self._running, *self._reporting]
+                cancel = await client.call(calls.heartbeat(held))
             except ConnectionLost as exc:
                 log.warning("heartbeat failed, retrying next interval: %s", exc)
                 continue
@@ -273,7 +329,7 @@ class Worker:
                     work.cancel_requested = True
                     work.scope.cancel()
 
-    async def _drain(self, client: AsyncClient, tasks: trio.Nursery) -> None:
+    async def _drain(self) -> None:
         if not self._running:
             return
         log.info(
@@ -288,6 +344,14 @@ class Worker:
                 self._slot_freed = trio.Event()
         for work in list(self._running.values()):
             work.scope.cancel()
+
+
+@dataclass(frozen=True)
+class _Reporter:
+    """Where finished tasks report: acks gathered, fails one by one."""
+
+    acks: AckBatcher
+    nursery: trio.Nursery
 
 
 async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
