@@ -30,14 +30,18 @@ _WAKING_OPS = (_core.Submit, _core.Requeue, _core.PromoteDue)
 
 
 class _Entry:
-    """One queued operation and, once committed, its outcome."""
+    """The operations of one caller and, once committed, their outcomes.
 
-    __slots__ = ("done", "op", "outcome")
+    An entry always goes into one commit whole, so the ops of one caller
+    (the tasks of one ``submit_many``, say) are stored together or not at all.
+    """
 
-    def __init__(self, op: _core.Op) -> None:
-        self.op = op
+    __slots__ = ("done", "ops", "outcomes")
+
+    def __init__(self, ops: Sequence[_core.Op]) -> None:
+        self.ops = ops
         self.done = trio.Event()
-        self.outcome: object = None
+        self.outcomes: list[object] = []
 
 
 @dataclass(eq=False)
@@ -99,7 +103,8 @@ class CommitLoop:
             on_commit: Called after each commit with the engine's next due time
                 and its queue depth, read in the same thread call.
             on_undelivered: Called with tasks leased to an abandoned claim.
-            max_batch: The most ops one commit takes; the rest wait for the next.
+            max_batch: The most ops one commit takes; the rest wait for the next
+                (a caller's ops are never split, so a larger call goes alone).
         """
         self._engine = engine
         self._on_commit = on_commit
@@ -127,12 +132,13 @@ class CommitLoop:
         The ops go into one batch, in order. A storage failure of the write is
         returned as the outcome of every op.
         """
-        entries = [_Entry(op) for op in ops]
-        self._queue.extend(entries)
+        if not ops:
+            return []
+        entry = _Entry(ops)
+        self._queue.append(entry)
         self._wakeup.set()
-        for entry in entries:
-            await entry.done.wait()
-        return [entry.outcome for entry in entries]
+        await entry.done.wait()
+        return entry.outcomes
 
     def park(self, claim: ParkedClaim) -> None:
         """Wait for work: retry ``claim`` in every batch that may bring some."""
@@ -157,11 +163,28 @@ class CommitLoop:
             while self._queue:
                 await self._commit_next_batch()
 
+    def _next_batch(self) -> list[_Entry]:
+        """Whole entries from the head of the queue, up to about `max_batch` ops.
+
+        The first entry always goes, however many ops it has; the others only
+        while the batch stays within `max_batch`.
+        """
+        taken = 0
+        size = 0
+        for entry in self._queue:
+            if taken and size + len(entry.ops) > self._max_batch:
+                break
+            taken += 1
+            size += len(entry.ops)
+        batch = self._queue[:taken]
+        del self._queue[:taken]
+        return batch
+
     async def _commit_next_batch(self) -> None:
-        batch = self._queue[: self._max_batch]
-        del self._queue[: len(batch)]
+        batch = self._next_batch()
         riders = self._riders(batch)
-        ops = [entry.op for entry in batch] + [parked.claim for parked in riders]
+        ops = [op for entry in batch for op in entry.ops]
+        ops += [parked.claim for parked in riders]
         for parked in riders:
             parked.in_flight = True
             parked.settled = trio.Event()
@@ -179,14 +202,19 @@ class CommitLoop:
                 self._on_commit(result.next_due_ms, result.queue_depth)
         self.stats.commits += 1
         self.stats.ops += len(ops)
-        for entry, outcome in zip(batch, outcomes, strict=False):
-            entry.outcome = outcome
+        start = 0
+        for entry in batch:
+            end = start + len(entry.ops)
+            entry.outcomes = outcomes[start:end]
             entry.done.set()
-        self._settle_riders(riders, outcomes[len(batch) :])
+            start = end
+        self._settle_riders(riders, outcomes[start:])
 
     def _riders(self, batch: list[_Entry]) -> list[ParkedClaim]:
         """The parked claims worth retrying with this batch."""
-        if not any(isinstance(entry.op, _WAKING_OPS) for entry in batch):
+        if not self._parked:
+            return []
+        if not any(isinstance(op, _WAKING_OPS) for entry in batch for op in entry.ops):
             return []
         return list(self._parked)
 

@@ -1,9 +1,9 @@
 """Prometheus metrics of a broker, served at ``/metrics`` on the metrics port.
 
-Two sources feed them. Counters and histograms follow the event hub through a
-tap, so they see every task event in the broker's own thread and never block.
-Gauges (pending, in progress, queue depth by tier, workers) are read from the
-engine's in-memory counts when Prometheus scrapes, so they are never stale.
+Everything is read when Prometheus scrapes. Counters and histograms come from
+the broker's `TaskMeter`, which counts every task outcome as plain numbers on
+the hot path; gauges (pending, in progress, queue depth by tier, workers) come
+from the engine's in-memory counts, so they are never stale.
 
 The endpoint takes no token: scrapers rarely can send one. It listens on the
 broker's ``host`` like every other port; keep that address private or put a
@@ -13,25 +13,26 @@ proxy that authenticates in front of it.
 from __future__ import annotations
 
 import logging
+import math
+from collections import Counter
 from collections.abc import Iterable
 
 import trio
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tq.broker.events import Event
 from tq.broker.http import serve_asgi
+from tq.broker.meter import BucketCounts, TaskMeter
 from tq.broker.service import Broker
 from tq.errors import TqError
 
@@ -39,49 +40,7 @@ __all__ = ["BrokerMetrics", "metrics_app", "serve_metrics"]
 
 log = logging.getLogger("tq.broker.metrics")
 
-MAX_TYPE_LABELS = 1000
-"""Distinct task types given their own label value; later ones count as
-``other``, so that a flood of made-up types cannot grow memory without end."""
-
-DURATION_BUCKETS = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-    300.0, 900.0, 3600.0,
-)  # fmt: skip
-"""Run time buckets, seconds: from quick handlers to hour-long jobs."""
-
-LATENCY_BUCKETS = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-    10.0, 30.0, 60.0, 300.0, 3600.0,
-)  # fmt: skip
-"""Submit-to-ack buckets, seconds, fine at the low end where tq aims."""
-
-_STATUS_BY_KIND = {
-    "task.submitted": "submitted",
-    "task.completed": "completed",
-    "task.failed": "failed",
-    "task.retrying": "retried",
-    "task.dead_lettered": "dead_lettered",
-    "task.cancelled": "cancelled",
-}
 _TIERS = ("low", "normal", "high")
-
-
-class _TypeLabels:
-    """Task type label values, bounded to `MAX_TYPE_LABELS` distinct ones."""
-
-    def __init__(self) -> None:
-        self._seen: set[str] = set()
-
-    def label(self, event: Event) -> str:
-        task_type = event.data.get("task_type")
-        if not isinstance(task_type, str):
-            return "unknown"
-        if task_type in self._seen:
-            return task_type
-        if len(self._seen) >= MAX_TYPE_LABELS:
-            return "other"
-        self._seen.add(task_type)
-        return task_type
 
 
 class _LiveGauges(Collector):
@@ -126,6 +85,76 @@ class _LiveGauges(Collector):
         )
 
 
+class _MeterCounts(Collector):
+    """Counters and histograms read from the broker's `TaskMeter` at scrape time."""
+
+    def __init__(self, meter: TaskMeter) -> None:
+        self._meter = meter
+
+    def describe(self) -> Iterable[Metric]:
+        return list(self._families())
+
+    def collect(self) -> Iterable[Metric]:
+        tasks, retries, dead_letters, processing, latency = self._families()
+        by_type: dict[str, Counter[str]] = {"retried": Counter(), "dead": Counter()}
+        for (status, task_type), count in sorted(self._meter.by_status_type.items()):
+            tasks.add_metric([status, task_type], count)
+            if status == "retried":
+                by_type["retried"][task_type] += count
+            elif status == "dead_lettered":
+                by_type["dead"][task_type] += count
+        for task_type, count in sorted(by_type["retried"].items()):
+            retries.add_metric([task_type], count)
+        for task_type, count in sorted(by_type["dead"].items()):
+            dead_letters.add_metric([task_type], count)
+        _fill_histogram(processing, self._meter.run_s)
+        _fill_histogram(latency, self._meter.latency_s)
+        yield from (tasks, retries, dead_letters, processing, latency)
+
+    @staticmethod
+    def _families() -> tuple[
+        CounterMetricFamily,
+        CounterMetricFamily,
+        CounterMetricFamily,
+        HistogramMetricFamily,
+        HistogramMetricFamily,
+    ]:
+        return (
+            CounterMetricFamily(
+                "tq_tasks",
+                "Task events by status: submitted, completed, failed, retried, "
+                "dead_lettered, cancelled.",
+                labels=["status", "type"],
+            ),
+            CounterMetricFamily(
+                "tq_task_retries",
+                "Failed attempts scheduled to run again.",
+                labels=["type"],
+            ),
+            CounterMetricFamily(
+                "tq_task_dead_letters",
+                "Tasks moved to the dead letter queue.",
+                labels=["type"],
+            ),
+            HistogramMetricFamily(
+                "tq_task_processing_duration_seconds",
+                "Run time of finished attempts, completed or failed.",
+            ),
+            HistogramMetricFamily(
+                "tq_task_latency_seconds", "Time from submit to ack of completed tasks."
+            ),
+        )
+
+
+def _fill_histogram(family: HistogramMetricFamily, counts: BucketCounts) -> None:
+    # Bounds as Prometheus writes them: 0.005, 1.0, +Inf.
+    buckets = [
+        ("+Inf" if bound == math.inf else repr(bound), running)
+        for bound, running in counts.cumulative()
+    ]
+    family.add_metric([], buckets, counts.total)
+
+
 class BrokerMetrics:
     """The metrics of one broker, in a registry of their own.
 
@@ -134,64 +163,10 @@ class BrokerMetrics:
     """
 
     def __init__(self, broker: Broker) -> None:
-        """Create the metrics and start following ``broker``'s events."""
+        """Create the metrics of ``broker``, all read when scraped."""
         self.registry = CollectorRegistry()
-        self._types = _TypeLabels()
-        self.tasks = Counter(
-            "tq_tasks",
-            "Task events by status: submitted, completed, failed, retried, "
-            "dead_lettered, cancelled.",
-            ["status", "type"],
-            registry=self.registry,
-        )
-        self.retries = Counter(
-            "tq_task_retries",
-            "Failed attempts scheduled to run again.",
-            ["type"],
-            registry=self.registry,
-        )
-        self.dead_letters = Counter(
-            "tq_task_dead_letters",
-            "Tasks moved to the dead letter queue.",
-            ["type"],
-            registry=self.registry,
-        )
-        self.processing = Histogram(
-            "tq_task_processing_duration_seconds",
-            "Run time of finished attempts, completed or failed.",
-            buckets=DURATION_BUCKETS,
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "tq_task_latency_seconds",
-            "Time from submit to ack of completed tasks.",
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
+        self.registry.register(_MeterCounts(broker.meter))
         self.registry.register(_LiveGauges(broker))
-        broker.events.tap(self.observe)
-
-    def observe(self, event: Event) -> None:
-        """Count one event; called inline by the event hub for every event."""
-        status = _STATUS_BY_KIND.get(event.kind)
-        if status is None:
-            return
-        task_type = self._types.label(event)
-        self.tasks.labels(status, task_type).inc()
-        if status == "retried":
-            self.retries.labels(task_type).inc()
-        elif status == "dead_lettered":
-            self.dead_letters.labels(task_type).inc()
-        elif status in ("completed", "failed"):
-            self._observe_times(event, completed=status == "completed")
-
-    def _observe_times(self, event: Event, *, completed: bool) -> None:
-        run_s = event.data.get("run_s")
-        if isinstance(run_s, int | float):
-            self.processing.observe(max(run_s, 0.0))
-        since_submit_s = event.data.get("since_submit_s")
-        if completed and isinstance(since_submit_s, int | float):
-            self.latency.observe(max(since_submit_s, 0.0))
 
     def exposition(self) -> bytes:
         """Every metric in the Prometheus text format."""

@@ -318,7 +318,12 @@ def _page_params(max_page: int, *, with_status: bool) -> list[Schema]:
         ),
         _query(
             "cursor",
-            {"type": "string", "maxLength": 86, "pattern": CURSOR_PATTERN},
+            {
+                "type": "string",
+                "minLength": 2,
+                "maxLength": 86,
+                "pattern": CURSOR_PATTERN,
+            },
             "The `next_cursor` of the previous page.",
         ),
     ]

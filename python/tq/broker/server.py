@@ -297,6 +297,10 @@ class ProtocolServer:
     # Client operations
 
     def _spec(self, args: Args) -> TaskSpec:
+        plain = _plain_spec(args.raw, self.config.max_payload_bytes)
+        return plain if plain is not None else self._checked_spec(args)
+
+    def _checked_spec(self, args: Args) -> TaskSpec:
         timeout_ms = args.optional_integer("timeout_ms", low=1, high=_MAX_DELAY_MS)
         return TaskSpec(
             task_type=args.name("task_type"),
@@ -455,6 +459,34 @@ class ProtocolServer:
         )
         ids = [t for t in task_ids if isinstance(t, int) and not isinstance(t, bool)]
         return {"cancel": await self.broker.heartbeat(worker_id, ids)}
+
+
+_PLAIN_SPEC_KEYS = frozenset({"task_type", "payload", "priority"})
+
+
+def _plain_spec(raw: dict[Any, Any], max_payload_bytes: int) -> TaskSpec | None:
+    """The spec of a submit with only a type, a payload and a priority, or None.
+
+    Most submits are that plain, and a batch of a thousand of them is parsed
+    at every submit; this checks the same bounds as `Args` with a fraction of
+    the calls. Anything else (another field, a value out of bounds) returns
+    None, and the full check then names what is wrong.
+    """
+    if not raw.keys() <= _PLAIN_SPEC_KEYS:
+        return None
+    task_type = raw.get("task_type")
+    payload = raw.get("payload", b"")
+    priority = raw.get("priority", 100)
+    if (
+        type(task_type) is str
+        and 0 < len(task_type.encode()) <= 255
+        and type(payload) is bytes
+        and len(payload) <= max_payload_bytes
+        and type(priority) is int
+        and 0 <= priority <= 255
+    ):
+        return TaskSpec(task_type, payload, priority)
+    return None
 
 
 def _task_id(args: Args) -> int:

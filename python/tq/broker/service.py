@@ -19,6 +19,7 @@ from tq import _core
 from tq.broker.commit import CommitLoop, ParkedClaim
 from tq.broker.config import BrokerConfig
 from tq.broker.events import EventHub
+from tq.broker.meter import TaskMeter
 from tq.broker.retry import RetryDecision, RetryPolicy
 from tq.broker.workers import WorkerInfo, WorkerRegistry
 from tq.errors import QueueFull, StorageError, Timeout, TqError
@@ -40,12 +41,25 @@ ORPHAN_MARGIN_S = 2.0
 it: the claim's answer may still be on its way to the worker."""
 
 
+_STATUS_OF_KIND = {
+    "task.completed": "completed",
+    "task.failed": "failed",
+    "task.retrying": "retried",
+    "task.dead_lettered": "dead_lettered",
+    "task.cancelled": "cancelled",
+}
+"""The status a task event counts under in the meter."""
+
+_ATTEMPT_ENDS = frozenset({"task.completed", "task.failed"})
+"""Events that end an attempt, whose run time the meter records."""
+
+
 def now_ms() -> int:
     """Wall time in milliseconds, as the engine's clock reads it."""
     return int(time.time() * 1000)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class TaskSpec:
     """A submit as a client states it; unset limits take the broker's defaults."""
 
@@ -100,6 +114,7 @@ class Broker:
             on_join=self._worker_joined,
         )
         self.totals: Counter[str] = Counter()
+        self.meter = TaskMeter()
         self.started_ms = now_ms()
         self.storage_error: str | None = None
         self._queue_depth = engine.queue_depth()
@@ -271,6 +286,7 @@ class Broker:
 
     def _submitted(self, task_id: int, spec: TaskSpec) -> None:
         self.totals["submitted"] += 1
+        self.meter.count("submitted", spec.task_type)
         log.debug("task submitted task_id=%d type=%s", task_id, spec.task_type)
         if self.events.has_subscribers:
             self.events.publish(
@@ -690,11 +706,13 @@ class Broker:
     def _publish_task(
         self, kind: str, task_id: int, delivery: Delivery | None, **extra: object
     ) -> None:
+        """Count a task's outcome in the meter, then tell event subscribers."""
+        now = now_ms()
+        self._meter_outcome(kind, delivery, extra.get("task_type"), now)
         if not self.events.has_subscribers:
             return
         fields: dict[str, object] = {"task_id": task_id, **extra}
         if delivery is not None:
-            now = now_ms()
             fields.update(
                 task_type=delivery.task_type,
                 attempt=delivery.attempt,
@@ -703,3 +721,17 @@ class Broker:
                 since_submit_s=(now - delivery.submitted_ms) / 1000,
             )
         self.events.publish(kind, **fields)
+
+    def _meter_outcome(
+        self, kind: str, delivery: Delivery | None, task_type: object, now: int
+    ) -> None:
+        if delivery is not None:
+            task_type = delivery.task_type
+        self.meter.count(
+            _STATUS_OF_KIND[kind], task_type if isinstance(task_type, str) else None
+        )
+        if delivery is None or kind not in _ATTEMPT_ENDS:
+            return
+        self.meter.attempt_ended((now - delivery.started_ms) / 1000)
+        if kind == "task.completed":
+            self.meter.acked((now - delivery.submitted_ms) / 1000)

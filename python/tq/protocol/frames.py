@@ -36,6 +36,7 @@ DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
 """Largest body accepted by default: a 10 MiB payload plus room for the rest."""
 
 _MAX_NESTING = 16
+_CONTAINERS = (dict, list)
 
 
 def encode_frame(message: dict[str, Any]) -> bytes:
@@ -66,19 +67,28 @@ def decode_body(body: bytes) -> dict[str, Any]:
         ) from exc
     if not isinstance(message, dict):
         raise BadRequest(f"frame: expected a CBOR map, got {type(message).__name__}")
-    _check_depth(message, 0)
+    _check_depth(message)
     return message
 
 
-def _check_depth(value: object, depth: int) -> None:
-    if depth > _MAX_NESTING:
-        raise BadRequest(f"frame: expected at most {_MAX_NESTING} levels of nesting")
-    if isinstance(value, dict):
-        for item in value.values():
-            _check_depth(item, depth + 1)
-    elif isinstance(value, list):
-        for item in value:
-            _check_depth(item, depth + 1)
+def _check_depth(message: dict[str, Any]) -> None:
+    """Refuse a message nesting deeper than `_MAX_NESTING` levels.
+
+    Walks one level at a time and only into containers, so the scalars that
+    make up nearly all of a message cost one type check each.
+    """
+    level: list[Any] = [message]
+    for _ in range(_MAX_NESTING):
+        inner: list[Any] = []
+        for container in level:
+            items = container.values() if type(container) is dict else container
+            for item in items:
+                if type(item) in _CONTAINERS:
+                    inner.append(item)
+        if not inner:
+            return
+        level = inner
+    raise BadRequest(f"frame: expected at most {_MAX_NESTING} levels of nesting")
 
 
 class FrameDecoder:

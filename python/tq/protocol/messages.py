@@ -91,6 +91,11 @@ class Args:
             _bad("args", "a map", raw)
         self._raw: dict[Any, Any] = raw
 
+    @property
+    def raw(self) -> dict[Any, Any]:
+        """The arguments as they came, unchecked."""
+        return self._raw
+
     def has(self, field: str) -> bool:
         """Whether the field is present and not null."""
         return self._raw.get(field) is not None
