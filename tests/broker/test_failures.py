@@ -124,6 +124,22 @@ HOSTILE_INPUTS: dict[str, bytes] = {
 }
 
 
+def test_a_connection_reset_with_answers_unread_ends_only_that_connection(
+    broker: BrokerProcess,
+) -> None:
+    for _ in range(5):
+        with socket.create_connection(("127.0.0.1", broker.port)) as sock:
+            sock.sendall(_hello() + _frame({"id": 1, "op": "stats", "args": {}}))
+            # Linger 0: close sends RST, with the answers still unread.
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+            )
+    with Client.connect(broker.address) as client:
+        assert client.stats()["workers"] == 0
+    assert broker.proc is not None
+    assert broker.proc.poll() is None
+
+
 @pytest.mark.parametrize("name", sorted(HOSTILE_INPUTS))
 def test_hostile_input_gets_an_error_or_a_close_and_others_keep_working(
     broker: BrokerProcess, name: str
