@@ -66,6 +66,7 @@ class Subscription:
     task_types: frozenset[str] | None
     send: trio.MemorySendChannel[Event]
     receive: trio.MemoryReceiveChannel[Event]
+    buffer: int
     dropped: bool = field(default=False)
 
     def wants(self, event: Event) -> bool:
@@ -86,7 +87,9 @@ class Subscription:
         async for event in self.receive:
             yield event
         if self.dropped:
-            raise SlowConsumer("dropped: fell more than the buffer behind the broker")
+            raise SlowConsumer(
+                f"dropped: fell more than {self.buffer} events behind the broker"
+            )
 
 
 class EventHub:
@@ -144,6 +147,7 @@ class EventHub:
             frozenset(task_types) if task_types is not None else None,
             send,
             receive,
+            self._buffer,
         )
         self._subscriptions.add(subscription)
         try:

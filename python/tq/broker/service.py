@@ -50,6 +50,13 @@ _STATUS_OF_KIND = {
 }
 """The status a task event counts under in the meter."""
 
+_KIND_OF_STATE = {
+    "completed": "task.completed",
+    "dead_letter": "task.dead_lettered",
+    "cancelled": "task.cancelled",
+}
+"""The event that tells a task reached a finished state."""
+
 _ATTEMPT_ENDS = frozenset({"task.completed", "task.failed"})
 """Events that end an attempt, whose run time the meter records."""
 
@@ -72,7 +79,7 @@ class TaskSpec:
     idempotency_key: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Delivery:
     """A task handed to a worker, remembered for logs, events and metrics."""
 
@@ -412,8 +419,7 @@ class Broker:
         assert isinstance(tasks, list)
         if not tasks and wait_s > 0:
             tasks = await self._wait_for_tasks(claim, wait_s)
-        for task in tasks:
-            self._started(worker_id, task)
+        self._started(worker_id, tasks)
         return tasks
 
     async def _wait_for_tasks(
@@ -433,31 +439,36 @@ class Broker:
                 parked.abandoned = True
         return parked.tasks
 
-    def _started(self, worker_id: str, task: _core.ClaimedTask) -> None:
-        self._delivered[task.task_id] = Delivery(
-            task.task_type,
-            task.attempt,
-            task.max_retries,
-            worker_id,
-            task.lease_id,
-            task.submitted_ms,
-            now_ms(),
-        )
-        log.debug(
-            "task started task_id=%d type=%s attempt=%d worker_id=%s",
-            task.task_id,
-            task.task_type,
-            task.attempt,
-            worker_id,
-        )
-        if self.events.has_subscribers:
-            self.events.publish(
-                "task.started",
-                task_id=task.task_id,
-                task_type=task.task_type,
-                attempt=task.attempt,
-                worker_id=worker_id,
+    def _started(self, worker_id: str, tasks: list[_core.ClaimedTask]) -> None:
+        """Remember tasks handed to a worker, for their outcome's logs and events."""
+        started_ms = now_ms()
+        debug = log.isEnabledFor(logging.DEBUG)
+        for task in tasks:
+            self._delivered[task.task_id] = Delivery(
+                task.task_type,
+                task.attempt,
+                task.max_retries,
+                worker_id,
+                task.lease_id,
+                task.submitted_ms,
+                started_ms,
             )
+            if debug:
+                log.debug(
+                    "task started task_id=%d type=%s attempt=%d worker_id=%s",
+                    task.task_id,
+                    task.task_type,
+                    task.attempt,
+                    worker_id,
+                )
+            if self.events.has_subscribers:
+                self.events.publish(
+                    "task.started",
+                    task_id=task.task_id,
+                    task_type=task.task_type,
+                    attempt=task.attempt,
+                    worker_id=worker_id,
+                )
 
     def _undelivered(self, tasks: list[_core.ClaimedTask]) -> None:
         """Tasks leased to a claim whose caller left: give them back at once."""
@@ -489,7 +500,7 @@ class Broker:
             StaleLease: The lease is no longer current; nothing changed.
         """
         await self.commit.execute(_core.Ack(task_id, lease_id, result))
-        self._acked(task_id)
+        self._acked(task_id, now_ms())
 
     async def ack_many(
         self, acks: list[tuple[int, int, bytes]]
@@ -507,22 +518,22 @@ class Broker:
         ops = [
             _core.Ack(task_id, lease_id, result) for task_id, lease_id, result in acks
         ]
+        outcomes = await self.commit.execute_many(ops)
+        now = now_ms()
         errors: list[TqError | None] = []
-        for (task_id, _, _), outcome in zip(
-            acks, await self.commit.execute_many(ops), strict=True
-        ):
+        for (task_id, _, _), outcome in zip(acks, outcomes, strict=True):
             if isinstance(outcome, TqError):
                 self._note_storage(outcome)
                 errors.append(outcome)
             else:
-                self._acked(task_id)
+                self._acked(task_id, now)
                 errors.append(None)
         return errors
 
-    def _acked(self, task_id: int) -> None:
+    def _acked(self, task_id: int, now: int) -> None:
         delivery = self._delivered.pop(task_id, None)
         self.totals["completed"] += 1
-        self._finished(task_id, "completed", delivery)
+        self._finished(task_id, "completed", delivery, now=now)
 
     async def fail(
         self,
@@ -682,13 +693,19 @@ class Broker:
         task_id: int,
         state: str,
         delivery: Delivery | None,
+        *,
+        now: int | None = None,
         **extra: object,
     ) -> None:
         self._cancel_requested.discard(task_id)
         waiter = self._finish_waiters.pop(task_id, None)
         if waiter is not None:
             waiter.set()
-        if state == "completed" and delivery is not None:
+        if (
+            state == "completed"
+            and delivery is not None
+            and log.isEnabledFor(logging.DEBUG)
+        ):
             log.debug(
                 "task completed task_id=%d type=%s attempt=%d worker_id=%s",
                 task_id,
@@ -696,18 +713,20 @@ class Broker:
                 delivery.attempt,
                 delivery.worker_id,
             )
-        kind = {
-            "completed": "task.completed",
-            "dead_letter": "task.dead_lettered",
-            "cancelled": "task.cancelled",
-        }[state]
-        self._publish_task(kind, task_id, delivery, **extra)
+        self._publish_task(_KIND_OF_STATE[state], task_id, delivery, now=now, **extra)
 
     def _publish_task(
-        self, kind: str, task_id: int, delivery: Delivery | None, **extra: object
+        self,
+        kind: str,
+        task_id: int,
+        delivery: Delivery | None,
+        *,
+        now: int | None = None,
+        **extra: object,
     ) -> None:
         """Count a task's outcome in the meter, then tell event subscribers."""
-        now = now_ms()
+        if now is None:
+            now = now_ms()
         self._meter_outcome(kind, delivery, extra.get("task_type"), now)
         if not self.events.has_subscribers:
             return
