@@ -152,3 +152,22 @@ def test_queue_full_refuses_submits_and_loses_nothing(tmp_path: Path) -> None:
             assert client.stats()["by_state"]["pending"] == 10
     finally:
         broker.kill()
+
+
+@pytest.mark.parametrize("task_type", ["sleep", "block"])
+def test_a_task_past_its_timeout_is_stopped_and_failed_with_the_reason(
+    broker: BrokerProcess, spawn_worker: Callable[..., WorkerProcess], task_type: str
+) -> None:
+    spawn_worker()
+    with Client.connect(broker.address) as client:
+        task_id = client.submit_task(
+            task_type, b"30", timeout_seconds=0.3, max_retries=0
+        )
+        with pytest.raises(TaskFailed):
+            client.wait_for_result(task_id, timeout=10)
+        task = client.get_task(task_id)
+    assert task.state == "dead_letter"
+    assert task.last_error == "timed out after 0.3s"
+    (attempt,) = task.history
+    assert attempt.ended_ms is not None
+    assert attempt.ended_ms - attempt.started_ms < 5000

@@ -51,9 +51,14 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-@dataclass
+@dataclass(slots=True)
 class ClaimedWork:
-    """A task this worker holds, and the scope that runs it."""
+    """A task this worker holds, and the scope that runs it.
+
+    The scope ends the handler at the task's timeout, when its cancel is
+    requested, or when the worker stops and the drain grace is over; the
+    flags tell which of the last two it was.
+    """
 
     task_id: int
     task_type: str
@@ -63,6 +68,7 @@ class ClaimedWork:
     timeout_s: float
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     cancel_requested: bool = False
+    stopped: bool = False
 
     @classmethod
     def from_map(cls, raw: dict[str, Any]) -> ClaimedWork:
@@ -238,18 +244,20 @@ class Worker:
         if handler is None:
             error = f"no handler for type {work.task_type!r} on {self.worker_id}"
             return calls.fail(work.task_id, work.lease_id, error)
+        work.scope.relative_deadline = work.timeout_s
         with work.scope:
-            with trio.move_on_after(work.timeout_s) as timeout_scope:
-                try:
-                    result = await _call_handler(handler, work.payload, self._threads)
-                    return _as_bytes(result)
-                except Exception as exc:
-                    return _failure(work, exc)
-            if timeout_scope.cancelled_caught:
-                error = f"timed out after {work.timeout_s:g}s"
-                return calls.fail(work.task_id, work.lease_id, error)
-        reason = "cancel requested" if work.cancel_requested else "worker stopped first"
-        return calls.fail(work.task_id, work.lease_id, reason, retry_delay_s=0.0)
+            try:
+                result = await _call_handler(handler, work.payload, self._threads)
+                return _as_bytes(result)
+            except Exception as exc:
+                return _failure(work, exc)
+        if work.cancel_requested or work.stopped:
+            reason = (
+                "cancel requested" if work.cancel_requested else "worker stopped first"
+            )
+            return calls.fail(work.task_id, work.lease_id, reason, retry_delay_s=0.0)
+        error = f"timed out after {work.timeout_s:g}s"
+        return calls.fail(work.task_id, work.lease_id, error)
 
     def _acked(self, task: FinishedTask, completed: bool) -> None:
         self._reporting.discard(task.task_id)
@@ -343,6 +351,7 @@ class Worker:
                 await self._slot_freed.wait()
                 self._slot_freed = trio.Event()
         for work in list(self._running.values()):
+            work.stopped = True
             work.scope.cancel()
 
 
