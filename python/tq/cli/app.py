@@ -65,10 +65,14 @@ admin_app = make_app(
 )
 _add_admin_commands(admin_app)
 
-broker_app = typer.Typer(name="tq-broker", add_completion=False)
+broker_app = typer.Typer(
+    name="tq-broker", add_completion=False, pretty_exceptions_enable=False
+)
 broker_app.command(cls=OneLineErrorsCommand)(broker)
 
-worker_app = typer.Typer(name="tq-worker", add_completion=False)
+worker_app = typer.Typer(
+    name="tq-worker", add_completion=False, pretty_exceptions_enable=False
+)
 worker_app.command(cls=OneLineErrorsCommand)(worker)
 
 

@@ -18,17 +18,25 @@ from typing import Annotated
 import trio
 import typer
 
-from tq.broker.app import configure_logging, serve_forever
 from tq.broker.config import BrokerConfig, ConfigError, load_config
-from tq.cli.base import stop
+from tq.cli.base import sole_error, stop
 from tq.cli.exits import ExitCode
 from tq.cli.options import DEFAULT_BROKER
+from tq.client.connection import parse_address
 from tq.errors import TqError
 from tq.worker import Worker, register_builtins, registry
 
 __all__ = ["broker", "worker"]
 
 log = logging.getLogger("tq.cli")
+
+
+def _configure_logging(level: str) -> None:
+    # Imported on use: the broker's REST, metrics and gRPC stacks take about
+    # 0.4 s to import, which every short client command would pay otherwise.
+    from tq.broker.app import configure_logging  # noqa: PLC0415
+
+    configure_logging(level)
 
 
 def broker(
@@ -64,20 +72,39 @@ def broker(
         settings = settings.validated()
     except ConfigError as exc:
         stop(str(exc))
-    configure_logging(settings.log_level)
+    _configure_logging(settings.log_level)
     _run_broker(settings)
 
 
 def _run_broker(settings: BrokerConfig) -> None:
+    from tq.broker.app import serve_forever  # noqa: PLC0415 - see _configure_logging
+
     try:
         trio.run(serve_forever, settings)
-    except TqError as exc:
-        stop(str(exc), ExitCode.BROKER_ERROR)
-    except OSError as exc:
-        stop(
-            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}",
-            ExitCode.UNAVAILABLE,
-        )
+    except (BaseExceptionGroup, TqError, OSError) as raised:
+        # trio hands a start-up failure over wrapped in the nurseries' groups.
+        error = sole_error(raised)
+        if isinstance(error, TqError):
+            stop(error.message, ExitCode.BROKER_ERROR)
+        if isinstance(error, OSError):
+            # Neither trio nor hypercorn says which address failed to bind.
+            stop(
+                f"cannot listen on {settings.host}: {error.strerror or error} "
+                f"(ports asked for: {_ports(settings)})",
+                ExitCode.UNAVAILABLE,
+            )
+        raise
+
+
+def _ports(settings: BrokerConfig) -> str:
+    ports = {
+        "tcp": settings.port,
+        "rest": settings.rest_port,
+        "metrics": settings.metrics_port,
+        "grpc": settings.grpc_port,
+    }
+    asked = (f"{name} {port}" for name, port in ports.items() if port is not None)
+    return ", ".join(asked)
 
 
 def worker(
@@ -100,7 +127,11 @@ def worker(
     ] = "info",
 ) -> None:
     """Run a worker: claim tasks from the broker and run their handlers."""
-    configure_logging(log_level)
+    try:
+        parse_address(broker_address)
+    except ValueError as exc:
+        stop(str(exc))
+    _configure_logging(log_level)
     for module in filter(None, (m.strip() for m in handlers.split(","))):
         _import_handlers(module)
     register_builtins(registry)
@@ -112,7 +143,7 @@ def worker(
         drain_grace_s=drain_grace,
     )
     # A `TqError` (broker unreachable, token refused) ends the command with the
-    # exit code of its kind.
+    # exit code of its kind, even wrapped in trio's exception groups.
     trio.run(_work_until_signalled, runner)
 
 
@@ -126,14 +157,35 @@ def _import_handlers(module: str) -> None:
 
 
 async def _work_until_signalled(runner: Worker) -> None:
+    """Run the worker; a signal drains it, or ends it at once before it connects.
+
+    Reaching the broker may take up to the client's reconnect timeout, and
+    until then there is nothing to drain: a signal cancels the connecting.
+    """
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_stop_on_signal, signals, runner)
-            await runner.run()
-            nursery.cancel_scope.cancel()
+            with trio.CancelScope() as connecting:
+                nursery.start_soon(_stop_on_signal, signals, runner, connecting)
+                await nursery.start(_work_then_stop, runner, nursery.cancel_scope)
+            if connecting.cancelled_caught:
+                nursery.cancel_scope.cancel()
 
 
-async def _stop_on_signal(signals: AsyncIterator[int], runner: Worker) -> None:
+async def _work_then_stop(
+    runner: Worker,
+    watchers: trio.CancelScope,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the worker (started once connected), then stop the signal watcher."""
+    await runner.run(task_status=task_status)
+    watchers.cancel()
+
+
+async def _stop_on_signal(
+    signals: AsyncIterator[int], runner: Worker, connecting: trio.CancelScope
+) -> None:
     async for signum in signals:
         log.info("stopping on %s: no new claims, draining", signal.Signals(signum).name)
         runner.stop()
+        connecting.cancel()

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich.bar import Bar
 from rich.console import Group, RenderableType
 from rich.layout import Layout
 from rich.panel import Panel
@@ -208,9 +209,11 @@ def header(dashboard: Dashboard, now_s: float) -> Text:
     line = Text("tq top ", style="bold")
     line.append(f"{dashboard.address}  ")
     if dashboard.problem is not None:
-        line.append(f"reconnecting: {dashboard.problem}", style="bold red")
+        # The reason comes last: on a narrow screen it is what gets cut.
+        line.append("reconnecting", style="bold red")
         if dashboard.updated_s is not None:
-            line.append(f"  (data {duration(now_s - dashboard.updated_s)} old)")
+            line.append(f" (data {duration(now_s - dashboard.updated_s)} old)")
+        line.append(f": {dashboard.problem}", style="red")
     elif dashboard.stats is None:
         line.append("connecting", style="yellow")
     else:
@@ -224,16 +227,20 @@ def header(dashboard: Dashboard, now_s: float) -> Text:
 
 
 def queue_panel(stats: Mapping[str, Any]) -> Panel:
-    """Queue depth and pending tasks by priority tier, with bars."""
+    """Queue depth, its threshold, and pending tasks by priority tier, with bars.
+
+    The names and counts never wrap or shrink; the bars take the width left.
+    """
     tiers = {tier: int(stats["pending_by_tier"].get(tier, 0)) for tier in TIERS}
     widest = max(tiers.values(), default=0)
     table = Table.grid(padding=(0, 1))
-    table.add_column(style="bold")
-    table.add_column(justify="right")
-    table.add_column(style="cyan", no_wrap=True, overflow="crop")
-    table.add_row("depth", str(stats["queue_depth"]), f"of {stats['max_pending']}")
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(justify="right", no_wrap=True)
+    table.add_column()
+    table.add_row("depth", str(stats["queue_depth"]), "")
+    table.add_row("limit", str(stats["max_pending"]), "")
     for tier, count in tiers.items():
-        bar = "█" * round(count / widest * 20) if widest else ""
+        bar = Bar(widest, 0, count, color="cyan") if count else ""
         table.add_row(tier, str(count), bar)
     return Panel(table, title="queue depth", title_align="left")
 
@@ -241,7 +248,6 @@ def queue_panel(stats: Mapping[str, Any]) -> Panel:
 def rates_panel(history: RateHistory, now_s: float, width: int) -> Panel:
     """Submit, completion and failure rates, each with a sparkline."""
     buckets = max(8, min(60, width))
-    minutes = buckets * BUCKET_S / 60
     table = Table.grid(padding=(0, 1))
     table.add_column(style="bold")
     table.add_column(justify="right", min_width=8)
@@ -252,7 +258,7 @@ def rates_panel(history: RateHistory, now_s: float, width: int) -> Panel:
             format_rate(history.rate(counter, now_s)),
             sparkline(history.series(counter, now_s, buckets)),
         )
-    title = f"rates (last {minutes:g} min)"
+    title = f"rates (last {duration(buckets * BUCKET_S)})"
     return Panel(table, title=title, title_align="left")
 
 
@@ -268,8 +274,8 @@ def counts_panel(stats: Mapping[str, Any]) -> Panel:
         "workers": stats.get("workers", 0),
     }
     table = Table.grid(padding=(0, 1))
-    table.add_column(style="bold")
-    table.add_column(justify="right")
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(justify="right", no_wrap=True)
     for name, value in rows.items():
         table.add_row(name, str(value))
     if stats.get("storage_error"):

@@ -52,8 +52,12 @@ DASH = "-"
 
 
 def console(*, stderr: bool = False) -> Console:
-    """A rich console on stdout (or stderr), without guessing highlights."""
-    return Console(stderr=stderr, highlight=False)
+    """A rich console on stdout (or stderr), without guessing highlights.
+
+    Markup is off: task types, errors and payloads are shown as they are,
+    where a ``[bold]`` in them would otherwise be taken for a style.
+    """
+    return Console(stderr=stderr, highlight=False, markup=False)
 
 
 def jsonable(value: Any) -> Any:

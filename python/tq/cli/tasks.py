@@ -71,10 +71,10 @@ def print_page(page: TaskPage, title: str, again: str, as_json: bool) -> None:
     if as_json:
         print_json(page_json(page))
         return
-    out = console()
-    out.print(tasks_table(page.tasks, title))
+    console().print(tasks_table(page.tasks, title))
     if page.next_cursor is not None:
-        out.print(f"more: {again} --cursor {jsonable(page.next_cursor)}")
+        # Plain, never wrapped: it is a command to copy.
+        typer.echo(f"more: {again} --cursor {jsonable(page.next_cursor)}")
 
 
 def status(

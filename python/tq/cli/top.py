@@ -25,7 +25,7 @@ import trio
 import typer
 from rich.live import Live
 
-from tq.cli.base import stop
+from tq.cli.base import sole_error, stop
 from tq.cli.dashboard import Dashboard, handle_key, render
 from tq.cli.options import (
     CONNECT_TIMEOUT_S,
@@ -68,8 +68,10 @@ def top(
     logging.getLogger("tq").addHandler(logging.NullHandler())
     try:
         trio.run(_top, broker, token, refresh, once)
-    except KeyboardInterrupt:
-        return
+    except (KeyboardInterrupt, BaseExceptionGroup) as raised:
+        # Ctrl-C quits, as q does; trio may hand it over inside a group.
+        if not isinstance(sole_error(raised), KeyboardInterrupt):
+            raise
 
 
 async def _top(address: str, token: str | None, refresh_s: float, once: bool) -> None:
