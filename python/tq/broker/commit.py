@@ -29,19 +29,22 @@ log = logging.getLogger("tq.broker.commit")
 _WAKING_OPS = (_core.Submit, _core.Requeue, _core.PromoteDue)
 
 
+Committed = Callable[[list[object]], None]
+"""Called with the outcomes of an entry's ops once their commit is over."""
+
+
 class _Entry:
-    """The operations of one caller and, once committed, their outcomes.
+    """The operations of one caller, and whom to tell once they are committed.
 
     An entry always goes into one commit whole, so the ops of one caller
     (the tasks of one ``submit_many``, say) are stored together or not at all.
     """
 
-    __slots__ = ("done", "ops", "outcomes")
+    __slots__ = ("on_committed", "ops")
 
-    def __init__(self, ops: Sequence[_core.Op]) -> None:
+    def __init__(self, ops: Sequence[_core.Op], on_committed: Committed) -> None:
         self.ops = ops
-        self.done = trio.Event()
-        self.outcomes: list[object] = []
+        self.on_committed = on_committed
 
 
 @dataclass(eq=False)
@@ -80,6 +83,14 @@ class _BatchResult:
     outcomes: list[object]
     next_due_ms: int | None
     queue_depth: int
+
+
+def _tell(entry: _Entry, outcomes: list[object]) -> None:
+    """Hand an entry its outcomes; a fault in the callee spares the loop."""
+    try:
+        entry.on_committed(outcomes)
+    except Exception:
+        log.exception("handling the outcome of %d committed ops failed", len(outcomes))
 
 
 class CommitLoop:
@@ -134,11 +145,28 @@ class CommitLoop:
         """
         if not ops:
             return []
-        entry = _Entry(ops)
-        self._queue.append(entry)
+        done = trio.Event()
+        outcomes: list[object] = []
+
+        def committed(results: list[object]) -> None:
+            outcomes.extend(results)
+            done.set()
+
+        self.enqueue(ops, committed)
+        await done.wait()
+        return outcomes
+
+    def enqueue(self, ops: Sequence[_core.Op], on_committed: Committed) -> None:
+        """Queue ops for the next commit, without waiting for it.
+
+        ``on_committed`` is called from the commit loop with one outcome per op,
+        in order (a result, or the `TqError` it failed with), right after the
+        write; it must not block. This spares a caller with nothing else to do
+        meanwhile, such as a request that only needs answering, a task of its
+        own to wait in.
+        """
+        self._queue.append(_Entry(ops, on_committed))
         self._wakeup.set()
-        await entry.done.wait()
-        return entry.outcomes
 
     def park(self, claim: ParkedClaim) -> None:
         """Wait for work: retry ``claim`` in every batch that may bring some."""
@@ -205,8 +233,7 @@ class CommitLoop:
         start = 0
         for entry in batch:
             end = start + len(entry.ops)
-            entry.outcomes = outcomes[start:end]
-            entry.done.set()
+            _tell(entry, outcomes[start:end])
             start = end
         self._settle_riders(riders, outcomes[start:])
 

@@ -276,10 +276,31 @@ class Broker:
 
     async def submit_many(self, specs: list[TaskSpec]) -> list[_core.Submitted]:
         """Store many tasks with one commit; all or none pass the depth check."""
+        ops = self.submit_ops(specs)
+        return self.submitted(specs, await self.commit.execute_many(ops))
+
+    def submit_ops(self, specs: list[TaskSpec]) -> list[_core.Op]:
+        """The first half of `submit_many`: check room, and build the ops.
+
+        Commit the ops as one entry, then pass their outcomes to `submitted`.
+
+        Raises:
+            QueueFull: The queue has no room for all of them.
+            BadRequest: A field is out of bounds.
+        """
         self._check_room(len(specs))
-        ops = [_core.Submit(self.new_task(spec)) for spec in specs]
+        ops: list[_core.Op] = [_core.Submit(self.new_task(spec)) for spec in specs]
         self._queue_depth += len(ops)
-        outcomes = await self.commit.execute_many(ops)
+        return ops
+
+    def submitted(
+        self, specs: list[TaskSpec], outcomes: list[object]
+    ) -> list[_core.Submitted]:
+        """The second half of `submit_many`: account for the committed tasks.
+
+        Raises:
+            StorageError: The write failed; none of the tasks was stored.
+        """
         results: list[_core.Submitted] = []
         for spec, outcome in zip(specs, outcomes, strict=True):
             if isinstance(outcome, TqError):
@@ -515,10 +536,19 @@ class Broker:
             the error that ack met (`StaleLease`, `TaskNotFound`,
             `StorageError`); an error of one changes nothing of the others.
         """
-        ops = [
+        return self.acked(acks, await self.commit.execute_many(self.ack_ops(acks)))
+
+    @staticmethod
+    def ack_ops(acks: list[tuple[int, int, bytes]]) -> list[_core.Op]:
+        """The first half of `ack_many`: the ops to commit as one entry."""
+        return [
             _core.Ack(task_id, lease_id, result) for task_id, lease_id, result in acks
         ]
-        outcomes = await self.commit.execute_many(ops)
+
+    def acked(
+        self, acks: list[tuple[int, int, bytes]], outcomes: list[object]
+    ) -> list[TqError | None]:
+        """The second half of `ack_many`: account for the committed acks."""
         now = now_ms()
         errors: list[TqError | None] = []
         for (task_id, _, _), outcome in zip(acks, outcomes, strict=True):
