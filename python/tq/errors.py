@@ -22,6 +22,9 @@ __all__ = [
     "TaskFailed",
     "TaskNotFound",
     "Timeout",
+    "TlsError",
+    "TlsRequired",
+    "TooManyConnections",
     "TqError",
     "Unauthorized",
     "error_for_code",
@@ -125,6 +128,32 @@ class ConnectionLost(TqError):
     code = "CONNECTION_LOST"
 
 
+class TlsError(ConnectionLost):
+    """TLS could not be set up with the broker, and retrying will not help.
+
+    The broker's certificate is not trusted or does not name the host it was
+    reached at, or one side speaks TLS and the other does not. Raised by the
+    client; it never travels the wire.
+    """
+
+    code = "TLS"
+
+
+class TlsRequired(TlsError):
+    """The broker's port serves TLS, and the client spoke plain frames to it.
+
+    The broker says so in one plain frame before it closes the connection.
+    """
+
+    code = "TLS_REQUIRED"
+
+
+class TooManyConnections(ConnectionLost):
+    """The broker is at ``max_connections`` and closed the connection at once."""
+
+    code = "TOO_MANY_CONNECTIONS"
+
+
 class TaskFailed(TqError):
     """The awaited task ended without a result: dead-lettered or cancelled.
 
@@ -167,6 +196,9 @@ _BY_CODE: dict[str, type[TqError]] = {
         FrameTooLarge,
         Timeout,
         ConnectionLost,
+        TlsError,
+        TlsRequired,
+        TooManyConnections,
         TaskFailed,
     )
 }

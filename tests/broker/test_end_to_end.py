@@ -114,7 +114,9 @@ def test_retry_asks_for_its_delay_and_reject_dead_letters_at_once(
         rejected_task = client.get_task(rejected)
     first, second = retried_task.history
     assert first.ended_ms is not None
-    assert 0.5 <= (second.started_ms - first.ended_ms) / 1000 < 0.7
+    # The retry is due 0.5 s after the broker decided it, a commit before the
+    # attempt's end was stored: the gap may be that commit short of 0.5 s.
+    assert 0.45 <= (second.started_ms - first.ended_ms) / 1000 < 0.7
     assert rejected_task.attempts == 1
     assert rejected_task.state == "dead_letter"
     assert rejected_task.last_error == "payload refused"

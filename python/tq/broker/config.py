@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from tq.broker.tls import TlsFileError, check_files
+
 __all__ = ["BrokerConfig", "ConfigError", "RaftConfig", "load_config", "parse_duration"]
 
 
@@ -99,6 +101,9 @@ class BrokerConfig:
     max_page: int = 1000
     auth_token: str | None = None
     allow_remote_without_token: bool = False
+    # PEM files; both set turns TLS on for every port.
+    tls_cert: str | None = None
+    tls_key: str | None = None
     log_level: str = "info"
     raft: RaftConfig = field(default_factory=RaftConfig)
 
@@ -138,7 +143,13 @@ class BrokerConfig:
         if self.raft.enabled:
             raise _error("raft.enabled", True, "false: this broker runs as one node")
         self._check_exposure()
+        self._check_tls()
         return self
+
+    @property
+    def tls(self) -> bool:
+        """Whether the broker's ports serve TLS (``tls_cert`` and ``tls_key`` set)."""
+        return self.tls_cert is not None and self.tls_key is not None
 
     def _check_exposure(self) -> None:
         if self.auth_token is not None and not self.auth_token:
@@ -152,6 +163,26 @@ class BrokerConfig:
                 "allow_remote_without_token: true to accept anyone who can "
                 "reach the port"
             )
+
+    def _check_tls(self) -> None:
+        if self.tls_cert is None and self.tls_key is None:
+            return
+        for key, other in (("tls_cert", "tls_key"), ("tls_key", "tls_cert")):
+            if getattr(self, key) is None:
+                raise _error(
+                    key,
+                    None,
+                    f"a path to a PEM file, as {other} is set: tls_cert and "
+                    "tls_key turn TLS on together",
+                )
+        assert self.tls_cert is not None
+        assert self.tls_key is not None
+        try:
+            check_files(self.tls_cert, self.tls_key)
+        except TlsFileError as exc:
+            raise _error(
+                exc.key, getattr(self, exc.key), f"{exc.expected} ({exc.reason})"
+            ) from exc
 
     def with_overrides(self, **overrides: Any) -> BrokerConfig:
         """A copy with the non-None overrides applied (from command-line flags)."""
@@ -248,6 +279,12 @@ def config_from_mapping(raw: dict[str, Any]) -> BrokerConfig:
             values[key] = float(_typed(key, value, int | float, "a number from 0 to 1"))
         elif key == "auth_token":
             values[key] = None if value is None else _typed(key, value, str, "a string")
+        elif key in ("tls_cert", "tls_key"):
+            values[key] = (
+                None
+                if value is None
+                else _typed(key, value, str, "a path to a PEM file, or null")
+            )
         elif key == "grpc_port":
             values[key] = (
                 None if value is None else _typed(key, value, int, "an integer or null")

@@ -10,7 +10,8 @@ event streams. ``proto/tq/v1/tq.proto`` is the reference for clients.
 A failed call gets the gRPC status that `STATUS_FOR_CODE` picks for the tq
 error code, the tq message as details, and the tq code itself in the trailing
 metadata ``tq-error-code``. With an ``auth_token``, every call must carry the
-metadata ``authorization: Bearer <token>``.
+metadata ``authorization: Bearer <token>``. With ``tls_cert`` and ``tls_key``
+the port takes TLS channels only.
 
 Shutdown, when the broker is cancelled: calls still running in trio are
 cancelled and answered UNAVAILABLE, event streams end UNAVAILABLE, then the
@@ -27,6 +28,7 @@ import threading
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import grpc
@@ -600,7 +602,12 @@ class GrpcServer:
         async with trio.open_nursery() as feeds:
             servicer.run_feeds_in(feeds)
             server.start()
-            log.info("grpc listening host=%s port=%d", self.config.host, port)
+            log.info(
+                "grpc listening host=%s port=%d tls=%s",
+                self.config.host,
+                port,
+                "on" if self.config.tls else "off",
+            )
             try:
                 task_status.started(port)
                 await trio.sleep_forever()
@@ -628,7 +635,7 @@ class GrpcServer:
         host, wanted = self.config.host, self.config.grpc_port
         shown = f"[{host}]" if ":" in host else host
         try:
-            port = server.add_insecure_port(f"{shown}:{wanted}")
+            port = self._add_port(server, f"{shown}:{wanted}")
         except RuntimeError as exc:
             port = 0
             reason = str(exc)
@@ -640,6 +647,15 @@ class GrpcServer:
                 f"the gRPC API cannot listen on {shown}:{wanted} (grpc_port): {reason}",
             )
         return port
+
+    def _add_port(self, server: grpc.Server, address: str) -> int:
+        cert, key = self.config.tls_cert, self.config.tls_key
+        if cert is None or key is None:
+            return server.add_insecure_port(address)
+        credentials = grpc.ssl_server_credentials(
+            [(Path(key).read_bytes(), Path(cert).read_bytes())]
+        )
+        return server.add_secure_port(address, credentials)
 
 
 async def _stop(

@@ -8,7 +8,8 @@ at ``/api/v1/openapi.json``.
 
 Hypercorn's trio worker serves the app inside the broker's own nursery, so the
 REST front end shares the event loop, the commit loop and the event hub with
-the TCP front end.
+the TCP front end. With ``tls_cert`` and ``tls_key`` in the config, hypercorn
+serves https and wss with them.
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ READ_TIMEOUT_S = 60
 
 WS_PING_INTERVAL_S = 15.0
 """How often event stream clients are pinged, keeping quiet streams alive."""
+
+TLS_HANDSHAKE_TIMEOUT_S = 10.0
+"""How long a connection to a TLS port has to finish its handshake."""
 
 SLOW_CONSUMER_CLOSE = 1013
 """WebSocket close code for a dropped slow consumer ("try again later")."""
@@ -737,9 +741,22 @@ _server_log = logging.getLogger("tq.broker.http.server")
 _server_log.addFilter(_QuietStartup())
 
 
-def hypercorn_config(host: str, port: int) -> HypercornConfig:
-    """Hypercorn settings for one of the broker's HTTP listeners."""
+def hypercorn_config(
+    host: str,
+    port: int,
+    *,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+) -> HypercornConfig:
+    """Hypercorn settings for one of the broker's HTTP listeners.
+
+    With ``certfile`` and ``keyfile`` (PEM files) the listener serves TLS only.
+    """
     config = HypercornConfig()
+    if certfile is not None and keyfile is not None:
+        config.certfile = certfile
+        config.keyfile = keyfile
+        config.ssl_handshake_timeout = TLS_HANDSHAKE_TIMEOUT_S
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None
     config.errorlog = _server_log
@@ -755,6 +772,8 @@ async def serve_asgi(
     host: str,
     port: int,
     *,
+    certfile: str | None = None,
+    keyfile: str | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve an ASGI app with hypercorn until cancelled.
@@ -763,9 +782,11 @@ async def serve_asgi(
         app: What to serve.
         host: Address to listen on.
         port: Port to listen on; 0 for an ephemeral one.
+        certfile: PEM certificate to serve TLS with; None for plain HTTP.
+        keyfile: PEM private key of ``certfile``.
         task_status: Started with the bound port.
     """
-    config = hypercorn_config(host, port)
+    config = hypercorn_config(host, port, certfile=certfile, keyfile=keyfile)
     async with trio.open_nursery() as nursery:
         binds: list[str] = await nursery.start(
             partial(serve, app, config, shutdown_trigger=trio.sleep_forever)  # type: ignore[arg-type]
@@ -782,10 +803,22 @@ async def serve_rest(
         broker: The broker to serve.
         task_status: Started with the bound port.
     """
-    host = broker.config.host
+    config = broker.config
     async with trio.open_nursery() as nursery:
         port = await nursery.start(
-            serve_asgi, create_app(broker), host, broker.config.rest_port
+            partial(
+                serve_asgi,
+                create_app(broker),
+                config.host,
+                config.rest_port,
+                certfile=config.tls_cert,
+                keyfile=config.tls_key,
+            )
         )
-        log.info("rest listening host=%s port=%d", host, port)
+        log.info(
+            "rest listening host=%s port=%d tls=%s",
+            config.host,
+            port,
+            "on" if config.tls else "off",
+        )
         task_status.started(port)

@@ -7,7 +7,8 @@ from the engine's in-memory counts, so they are never stale.
 
 The endpoint takes no token: scrapers rarely can send one. It listens on the
 broker's ``host`` like every other port; keep that address private or put a
-proxy that authenticates in front of it.
+proxy that authenticates in front of it. With ``tls_cert`` and ``tls_key`` in
+the config it serves https, like the REST port.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Iterable
+from functools import partial
 
 import trio
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -192,8 +194,22 @@ async def serve_metrics(
         task_status: Started with the bound port.
     """
     app = metrics_app(BrokerMetrics(broker))
-    host = broker.config.host
+    config = broker.config
     async with trio.open_nursery() as nursery:
-        port = await nursery.start(serve_asgi, app, host, broker.config.metrics_port)
-        log.info("metrics listening host=%s port=%d", host, port)
+        port = await nursery.start(
+            partial(
+                serve_asgi,
+                app,
+                config.host,
+                config.metrics_port,
+                certfile=config.tls_cert,
+                keyfile=config.tls_key,
+            )
+        )
+        log.info(
+            "metrics listening host=%s port=%d tls=%s",
+            config.host,
+            port,
+            "on" if config.tls else "off",
+        )
         task_status.started(port)

@@ -5,13 +5,20 @@ for workers their identity); nothing else is answered before it. Requests after
 the hello run concurrently, so a client may pipeline; responses carry the
 request's id and go out in whatever order they finish. ``docs/protocol.md``
 is the reference for clients in other languages.
+
+With ``tls_cert`` and ``tls_key`` in the config the port serves TLS: each
+connection's handshake runs in that connection's own task, under the hello
+timeout, so a peer that stalls it holds up no one else.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import math
+import socket
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,9 +27,17 @@ import trio
 
 from tq import __version__
 from tq.broker.service import Broker, TaskSpec
+from tq.broker.tls import server_context
 from tq.broker.views import claimed_view, task_view, worker_view
 from tq.broker.workers import WorkerInfo
-from tq.errors import BadRequest, FrameTooLarge, TqError, Unauthorized
+from tq.errors import (
+    BadRequest,
+    FrameTooLarge,
+    TlsRequired,
+    TooManyConnections,
+    TqError,
+    Unauthorized,
+)
 from tq.protocol import (
     PROTOCOL_VERSION,
     Args,
@@ -39,7 +54,10 @@ __all__ = ["ProtocolServer"]
 log = logging.getLogger("tq.broker.server")
 
 HELLO_TIMEOUT_S = 10.0
-"""How long a new connection has to say hello before it is closed."""
+"""How long a new connection has to say hello before it is closed.
+
+On a TLS port the handshake gets this long first, then the hello as long again.
+"""
 
 FLUSH_TIMEOUT_S = 5.0
 """How long queued responses get to reach a peer whose connection is closing."""
@@ -51,6 +69,10 @@ _MAX_ID = 2**63 - 1
 _MAX_DELAY_MS = 10 * 365 * 86400 * 1000
 _MAX_WAIT_MS = 3600 * 1000
 _MAX_CLAIM_WAIT_MS = 60 * 1000
+_MAX_TOKEN_CHARS = 4096
+# A TLS connection opens with a handshake record (content type 22); a tq frame
+# opens with the high byte of its length, never 22 under the 1 GiB frame limit.
+_TLS_HANDSHAKE = b"\x16"
 
 Handler = Callable[["Connection", Args], Awaitable[Any]]
 
@@ -82,6 +104,9 @@ class ProtocolServer:
         self.broker = broker
         self.config = broker.config
         self._connections = 0
+        self._tls: ssl.SSLContext | None = None
+        if self.config.tls_cert is not None and self.config.tls_key is not None:
+            self._tls = server_context(self.config.tls_cert, self.config.tls_key)
         self._handlers: dict[str, Handler] = {
             Op.SUBMIT: self._submit,
             Op.SUBMIT_MANY: self._submit_many,
@@ -113,7 +138,12 @@ class ProtocolServer:
             self.config.port, host=self.config.host
         )
         port = listeners[0].socket.getsockname()[1]
-        log.info("listening host=%s port=%d", self.config.host, port)
+        log.info(
+            "listening host=%s port=%d tls=%s",
+            self.config.host,
+            port,
+            "on" if self._tls is not None else "off",
+        )
         task_status.started(listeners)
         await trio.serve_listeners(self._handle_connection, listeners)
 
@@ -127,14 +157,19 @@ class ProtocolServer:
                 peer,
                 self.config.max_connections,
             )
-            await stream.aclose()
+            await self._turn_away(stream)
             return
         self._connections += 1
         send, receive = trio.open_memory_channel[bytes](math.inf)
         conn = Connection(stream, peer, send)
         try:
+            if self._tls is not None:
+                secured = await self._open_tls(stream, self._tls, peer)
+                if secured is None:
+                    return
+                conn.stream = secured
             async with trio.open_nursery() as writer:
-                writer.start_soon(self._write_loop, stream, receive)
+                writer.start_soon(self._write_loop, conn.stream, receive)
                 async with trio.open_nursery() as requests:
                     await self._read_loop(conn, requests)
                     # The peer is gone or broke the protocol: stop its requests.
@@ -149,7 +184,63 @@ class ProtocolServer:
             log.debug("connection broken peer=%s", peer)
         finally:
             self._connections -= 1
-            await trio.aclose_forcefully(stream)
+            await trio.aclose_forcefully(conn.stream)
+
+    async def _turn_away(self, stream: trio.SocketStream) -> None:
+        """Close a connection past max_connections, saying why if it can.
+
+        On a TLS port the reason would have to be encrypted, which costs the
+        handshake the limit is there to spare: the connection is just closed.
+        """
+        with trio.move_on_after(FLUSH_TIMEOUT_S):
+            if self._tls is None:
+                refusal = TooManyConnections(
+                    f"the broker is at max_connections ({self.config.max_connections});"
+                    " close another connection or raise max_connections"
+                )
+                with contextlib.suppress(trio.BrokenResourceError):
+                    await stream.send_all(encode_frame(error_response(None, refusal)))
+        await trio.aclose_forcefully(stream)
+
+    async def _open_tls(
+        self, stream: trio.SocketStream, context: ssl.SSLContext, peer: str
+    ) -> trio.SSLStream[trio.SocketStream] | None:
+        """The connection with its TLS handshake done, or None if it failed.
+
+        A peer that speaks plain tq frames to the TLS port is told so in a
+        plain frame, so that its client can say what is wrong.
+        """
+        with trio.move_on_after(HELLO_TIMEOUT_S):
+            try:
+                first = await stream.socket.recv(1, socket.MSG_PEEK)
+                if not first:
+                    return None
+                if first != _TLS_HANDSHAKE:
+                    await self._refuse_plaintext(stream, peer)
+                    return None
+                secured = trio.SSLStream(stream, context, server_side=True)
+                await secured.do_handshake()
+            except (trio.BrokenResourceError, OSError) as exc:
+                log.info(
+                    "tls handshake failed peer=%s; closing: %s",
+                    peer,
+                    exc.__cause__ or exc,
+                )
+                return None
+            return secured
+        log.info("no tls handshake within %gs peer=%s; closing", HELLO_TIMEOUT_S, peer)
+        return None
+
+    async def _refuse_plaintext(self, stream: trio.SocketStream, peer: str) -> None:
+        log.info("plaintext connection to the tls port peer=%s; closing", peer)
+        # Read what came so far: closing with bytes unread would reset the
+        # connection, and the peer might lose the answer.
+        await stream.receive_some(65536)
+        refusal = TlsRequired(
+            "this port serves TLS: connect with TLS (tls=True or tls_ca=... in "
+            "the Python client, --tls or --tls-ca on the command line)"
+        )
+        await stream.send_all(encode_frame(error_response(None, refusal)))
 
     async def _write_loop(
         self, stream: trio.abc.Stream, frames: trio.MemoryReceiveChannel[bytes]
@@ -226,10 +317,8 @@ class ProtocolServer:
         if version != PROTOCOL_VERSION:
             raise BadRequest(f"version: expected {PROTOCOL_VERSION}, got {version}")
         token = self.config.auth_token
-        if token is not None:
-            given = args.optional_name("token", max_len=4096) or ""
-            if not hmac.compare_digest(given.encode(), token.encode()):
-                raise Unauthorized("token: missing or wrong")
+        if token is not None and not _token_matches(args.raw.get("token"), token):
+            raise Unauthorized("token: missing or wrong")
         if args.has("worker_id"):
             conn.worker_id = self._join_worker(args)
         return {
@@ -240,6 +329,7 @@ class ProtocolServer:
             "max_frame_bytes": self.config.max_frame_bytes,
             "max_payload_bytes": self.config.max_payload_bytes,
             "max_batch": self.config.max_batch,
+            "max_page": self.config.max_page,
         }
 
     def _join_worker(self, args: Args) -> str:
@@ -487,6 +577,17 @@ def _plain_spec(raw: dict[Any, Any], max_payload_bytes: int) -> TaskSpec | None:
     ):
         return TaskSpec(task_type, payload, priority)
     return None
+
+
+def _token_matches(given: object, token: str) -> bool:
+    """Whether a hello's token is the broker's, compared in constant time.
+
+    Anything else (absent, empty, not text, too long) is a wrong token, and is
+    refused as one: what was wrong with it is nobody's business.
+    """
+    if not isinstance(given, str) or not 0 < len(given) <= _MAX_TOKEN_CHARS:
+        return False
+    return hmac.compare_digest(given.encode(), token.encode())
 
 
 def _task_id(args: Args) -> int:

@@ -31,7 +31,8 @@ __all__ = [
 
 _ENV_HELP = (
     "Commands that talk to a broker take --broker HOST:PORT (or TQ_BROKER, "
-    "default 127.0.0.1:6379) and --token (or TQ_TOKEN), and print JSON with --json."
+    "default 127.0.0.1:6379), --token (or TQ_TOKEN), --tls (or TQ_TLS) and "
+    "--tls-ca FILE (or TQ_TLS_CA), and print JSON with --json."
 )
 
 

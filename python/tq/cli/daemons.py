@@ -21,7 +21,7 @@ import typer
 from tq.broker.config import BrokerConfig, ConfigError, load_config
 from tq.cli.base import sole_error, stop
 from tq.cli.exits import ExitCode
-from tq.cli.options import DEFAULT_BROKER
+from tq.cli.options import DEFAULT_BROKER, TlsCaOption, TlsOption, tls_setting
 from tq.client.connection import parse_address
 from tq.errors import TqError
 from tq.worker import Worker, register_builtins, registry
@@ -119,6 +119,8 @@ def worker(
     token: Annotated[
         str | None, typer.Option(envvar="TQ_TOKEN", help="Broker auth token.")
     ] = None,
+    tls: TlsOption = False,
+    tls_ca: TlsCaOption = None,
     drain_grace: Annotated[
         float, typer.Option(help="Seconds running tasks get to finish on shutdown.")
     ] = 30.0,
@@ -131,6 +133,7 @@ def worker(
         parse_address(broker_address)
     except ValueError as exc:
         stop(str(exc))
+    context = tls_setting(tls, tls_ca)
     _configure_logging(log_level)
     for module in filter(None, (m.strip() for m in handlers.split(","))):
         _import_handlers(module)
@@ -140,6 +143,7 @@ def worker(
         registry,
         concurrency=concurrency,
         token=token,
+        tls=context or False,
         drain_grace_s=drain_grace,
     )
     # A `TqError` (broker unreachable, token refused) ends the command with the

@@ -18,6 +18,8 @@ from tq.cli.options import (
     DEFAULT_BROKER,
     BrokerOption,
     JsonOption,
+    TlsCaOption,
+    TlsOption,
     TokenOption,
     connect,
     parse_duration,
@@ -49,11 +51,13 @@ def dlq_list(
     cursor: CursorOption = None,
     broker: BrokerOption = DEFAULT_BROKER,
     token: TokenOption = None,
+    tls: TlsOption = False,
+    tls_ca: TlsCaOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List dead letters with their last error."""
     start = cursor_arg(cursor)
-    with connect(broker, token) as client:
+    with connect(broker, token, tls, tls_ca) as client:
         page = client.dlq_list(task_type=task_type, limit=limit, cursor=start)
     again = "tq dlq list" + (f" --type {task_type}" if task_type else "")
     print_page(page, "dead letters", again, as_json)
@@ -64,11 +68,13 @@ def dlq_show(
     task_id: Annotated[str, typer.Argument(metavar="TASK_ID", help="The task id.")],
     broker: BrokerOption = DEFAULT_BROKER,
     token: TokenOption = None,
+    tls: TlsOption = False,
+    tls_ca: TlsCaOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show one dead letter: its payload, attempts and their errors."""
     wanted = parse_task_id(task_id)
-    with connect(broker, token) as client:
+    with connect(broker, token, tls, tls_ca) as client:
         task = client.get_task(wanted)
     if task.state != "dead_letter":
         stop(
@@ -90,11 +96,13 @@ def dlq_requeue(
     task_type: TypeOption = None,
     broker: BrokerOption = DEFAULT_BROKER,
     token: TokenOption = None,
+    tls: TlsOption = False,
+    tls_ca: TlsCaOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Requeue one dead letter, or all of them with --all, with fresh retries."""
     wanted = _requeue_target(task_id, requeue_all, task_type)
-    with connect(broker, token) as client:
+    with connect(broker, token, tls, tls_ca) as client:
         if wanted is not None:
             count = client.dlq_requeue(wanted)
         else:
@@ -129,13 +137,15 @@ def dlq_purge(
     task_type: TypeOption = None,
     broker: BrokerOption = DEFAULT_BROKER,
     token: TokenOption = None,
+    tls: TlsOption = False,
+    tls_ca: TlsCaOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Delete dead letters for good."""
     older_than_s = (
         None if older_than is None else parse_duration(older_than, "--older-than")
     )
-    with connect(broker, token) as client:
+    with connect(broker, token, tls, tls_ca) as client:
         total = (
             None
             if older_than_s is not None

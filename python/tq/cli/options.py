@@ -8,6 +8,7 @@ that names the option, what it expects and what it got.
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
@@ -16,16 +17,20 @@ import typer
 
 from tq.cli.base import stop
 from tq.client import Client, Priority
+from tq.client.connection import tls_context
 
 __all__ = [
     "CONNECT_TIMEOUT_S",
     "BrokerOption",
     "JsonOption",
+    "TlsCaOption",
+    "TlsOption",
     "TokenOption",
     "connect",
     "parse_duration",
     "parse_priority",
     "parse_task_id",
+    "tls_setting",
 ]
 
 CONNECT_TIMEOUT_S = 3.0
@@ -45,6 +50,25 @@ TokenOption = Annotated[
         "--token",
         envvar="TQ_TOKEN",
         help="The broker's auth token.",
+        show_default=False,
+    ),
+]
+TlsOption = Annotated[
+    bool,
+    typer.Option(
+        "--tls",
+        envvar="TQ_TLS",
+        help="Speak TLS to the broker, trusting the system's CA certificates.",
+    ),
+]
+TlsCaOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tls-ca",
+        envvar="TQ_TLS_CA",
+        metavar="FILE",
+        help="Trust the CA certificates of this PEM file instead (for a "
+        "self-signed broker certificate, the certificate itself); implies --tls.",
         show_default=False,
     ),
 ]
@@ -129,25 +153,53 @@ def parse_task_id(text: str) -> int:
     return int(value)
 
 
+def tls_setting(tls: bool, tls_ca: str | None) -> ssl.SSLContext | None:
+    """The TLS context that ``--tls`` and ``--tls-ca`` ask for.
+
+    Args:
+        tls: Whether ``--tls`` was given.
+        tls_ca: The ``--tls-ca`` file, if one was given.
+
+    Returns:
+        The context, or None for plain TCP.
+
+    Raises:
+        CliError: The CA file cannot be read as PEM certificates.
+    """
+    try:
+        return tls_context(tls, tls_ca)
+    except ValueError as exc:
+        stop("--tls-ca" + str(exc).removeprefix("tls_ca"))
+
+
 @contextmanager
-def connect(address: str, token: str | None) -> Iterator[Client]:
+def connect(
+    address: str, token: str | None, tls: bool = False, tls_ca: str | None = None
+) -> Iterator[Client]:
     """A client connected to the broker, closed on exit.
 
     Args:
         address: The broker's ``HOST:PORT``.
         token: Its auth token, if it has one.
+        tls: Whether to speak TLS (``--tls``).
+        tls_ca: The CA file to trust (``--tls-ca``); implies TLS.
 
     Yields:
         The connected client.
 
     Raises:
-        CliError: The address is malformed.
-        ConnectionLost: The broker was not reachable within `CONNECT_TIMEOUT_S`.
+        CliError: The address is malformed, or the CA file cannot be read.
+        ConnectionLost: The broker was not reachable within `CONNECT_TIMEOUT_S`,
+            or TLS could not be set up with it (`TlsError`).
         Unauthorized: The broker refused the token.
     """
+    context = tls_setting(tls, tls_ca)
     try:
         client = Client.connect(
-            address, token=token, reconnect_timeout=CONNECT_TIMEOUT_S
+            address,
+            token=token,
+            tls=context or False,
+            reconnect_timeout=CONNECT_TIMEOUT_S,
         )
     except ValueError as exc:
         stop(str(exc))

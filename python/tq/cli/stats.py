@@ -13,6 +13,8 @@ from tq.cli.options import (
     DEFAULT_BROKER,
     BrokerOption,
     JsonOption,
+    TlsCaOption,
+    TlsOption,
     TokenOption,
     connect,
 )
@@ -99,10 +101,12 @@ def workers_table(rows: list[dict[str, Any]]) -> Table:
 def stats(
     broker: BrokerOption = DEFAULT_BROKER,
     token: TokenOption = None,
+    tls: TlsOption = False,
+    tls_ca: TlsCaOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show counts by state, tier and type, and the broker's own figures."""
-    with connect(broker, token) as client:
+    with connect(broker, token, tls, tls_ca) as client:
         figures = client.stats()
     if as_json:
         print_json(figures)
@@ -113,10 +117,12 @@ def stats(
 def workers(
     broker: BrokerOption = DEFAULT_BROKER,
     token: TokenOption = None,
+    tls: TlsOption = False,
+    tls_ca: TlsCaOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show live workers with their current tasks and heartbeat age."""
-    with connect(broker, token) as client:
+    with connect(broker, token, tls, tls_ca) as client:
         rows = client.workers()
     if as_json:
         print_json(rows)
@@ -127,10 +133,12 @@ def workers(
 def queue_depth(
     broker: BrokerOption = DEFAULT_BROKER,
     token: TokenOption = None,
+    tls: TlsOption = False,
+    tls_ca: TlsCaOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show how many tasks wait to run, by priority tier, and the threshold."""
-    with connect(broker, token) as client:
+    with connect(broker, token, tls, tls_ca) as client:
         figures = client.stats()
     tiers = {tier: int(figures["pending_by_tier"].get(tier, 0)) for tier in TIERS}
     if as_json:

@@ -25,6 +25,8 @@ from tq.cli.options import (
     DEFAULT_BROKER,
     BrokerOption,
     JsonOption,
+    TlsCaOption,
+    TlsOption,
     TokenOption,
     connect,
     parse_duration,
@@ -116,6 +118,8 @@ def submit(
     ] = 1000,
     broker: BrokerOption = DEFAULT_BROKER,
     token: TokenOption = None,
+    tls: TlsOption = False,
+    tls_ca: TlsCaOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Submit a task, or one task per line of a file with --lines."""
@@ -131,10 +135,12 @@ def submit(
     )
     if lines is not None:
         _check_bulk_options(payload, payload_file, idempotency_key, wait)
-        _submit_lines(broker, token, lines, options, batch_size, as_json)
+        _submit_lines(
+            broker, token, lines, options, batch_size, as_json, tls=tls, tls_ca=tls_ca
+        )
         return
     data = _read_payload(payload, payload_file)
-    with connect(broker, token) as client:
+    with connect(broker, token, tls, tls_ca) as client:
         task_id = client.submit_task(
             options.task_type,
             data,
@@ -239,8 +245,14 @@ def _submit_lines(
     options: TaskOptions,
     batch_size: int,
     as_json: bool,
+    *,
+    tls: bool,
+    tls_ca: str | None,
 ) -> None:
-    with _open_lines(source) as (stream, total), connect(broker, token) as client:
+    with (
+        _open_lines(source) as (stream, total),
+        connect(broker, token, tls, tls_ca) as client,
+    ):
         ids = _submit_batches(client, stream, total, options, batch_size)
     if as_json:
         print_json({"count": len(ids), "task_ids": ids})

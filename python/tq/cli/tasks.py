@@ -10,6 +10,8 @@ from tq.cli.options import (
     DEFAULT_BROKER,
     BrokerOption,
     JsonOption,
+    TlsCaOption,
+    TlsOption,
     TokenOption,
     connect,
     parse_task_id,
@@ -81,11 +83,13 @@ def status(
     task_id: TaskIdArgument,
     broker: BrokerOption = DEFAULT_BROKER,
     token: TokenOption = None,
+    tls: TlsOption = False,
+    tls_ca: TlsCaOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show one task: state, priority, attempts, payload, result and errors."""
     wanted = parse_task_id(task_id)
-    with connect(broker, token) as client:
+    with connect(broker, token, tls, tls_ca) as client:
         print_task(client.get_task(wanted), as_json)
 
 
@@ -106,11 +110,13 @@ def list_tasks(
     cursor: CursorOption = None,
     broker: BrokerOption = DEFAULT_BROKER,
     token: TokenOption = None,
+    tls: TlsOption = False,
+    tls_ca: TlsCaOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List tasks in one state."""
     start = cursor_arg(cursor)
-    with connect(broker, token) as client:
+    with connect(broker, token, tls, tls_ca) as client:
         page = client.list_tasks(status, task_type=task_type, limit=limit, cursor=start)
     again = f"tq list --status {status}" + (f" --type {task_type}" if task_type else "")
     print_page(page, f"{status} tasks", again, as_json)
@@ -120,11 +126,13 @@ def cancel(
     task_id: TaskIdArgument,
     broker: BrokerOption = DEFAULT_BROKER,
     token: TokenOption = None,
+    tls: TlsOption = False,
+    tls_ca: TlsCaOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Cancel a task; a running one is stopped by its worker."""
     wanted = parse_task_id(task_id)
-    with connect(broker, token) as client:
+    with connect(broker, token, tls, tls_ca) as client:
         state = client.cancel(wanted)
     if as_json:
         print_json({"task_id": wanted, "state": state})

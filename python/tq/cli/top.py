@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import signal
+import ssl
 import sys
 import termios
 import time
@@ -31,7 +32,10 @@ from tq.cli.options import (
     CONNECT_TIMEOUT_S,
     DEFAULT_BROKER,
     BrokerOption,
+    TlsCaOption,
+    TlsOption,
     TokenOption,
+    tls_setting,
 )
 from tq.cli.output import console
 from tq.client import AsyncClient, TaskInfo
@@ -58,26 +62,35 @@ def top(
     ] = False,
     broker: BrokerOption = DEFAULT_BROKER,
     token: TokenOption = None,
+    tls: TlsOption = False,
+    tls_ca: TlsCaOption = None,
 ) -> None:
     """Open the live dashboard: queue depth, rates, workers, failures (q quits)."""
     try:
         parse_address(broker)
     except ValueError as exc:
         stop(str(exc))
+    context = tls_setting(tls, tls_ca)
     # Client warnings would scribble over the screen; the screen shows trouble.
     logging.getLogger("tq").addHandler(logging.NullHandler())
     try:
-        trio.run(_top, broker, token, refresh, once)
+        trio.run(_top, broker, token, refresh, once, context)
     except (KeyboardInterrupt, BaseExceptionGroup) as raised:
         # Ctrl-C quits, as q does; trio may hand it over inside a group.
         if not isinstance(sole_error(raised), KeyboardInterrupt):
             raise
 
 
-async def _top(address: str, token: str | None, refresh_s: float, once: bool) -> None:
+async def _top(
+    address: str,
+    token: str | None,
+    refresh_s: float,
+    once: bool,
+    tls: ssl.SSLContext | None,
+) -> None:
     dashboard = Dashboard(address)
     async with AsyncClient.connect(
-        address, token=token, reconnect_timeout=CONNECT_TIMEOUT_S
+        address, token=token, tls=tls or False, reconnect_timeout=CONNECT_TIMEOUT_S
     ) as client:
         if once:
             await _print_once(client, dashboard, refresh_s)

@@ -3,13 +3,16 @@
 One connection carries many requests at once: each gets an id, a background
 task reads responses and hands each to its caller. When the connection breaks,
 calls in flight raise `ConnectionLost` and the next call reconnects, backing off
-until ``reconnect_timeout`` has passed.
+until ``reconnect_timeout`` has passed. TLS, when asked for, wraps the
+connection before the hello; a TLS failure or an outright refusal by the
+broker is raised at once, without retrying.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from types import TracebackType
@@ -19,7 +22,17 @@ import trio
 
 from tq.client import calls
 from tq.client.calls import Call, TaskTuple, result_of
-from tq.client.connection import Backoff, WorkerHello, hello_args, parse_address
+from tq.client.connection import (
+    REFUSALS,
+    Backoff,
+    TlsSetting,
+    WorkerHello,
+    hello_args,
+    hello_refusal,
+    parse_address,
+    tls_context,
+    tls_failure,
+)
 from tq.client.models import Priority, TaskInfo, TaskPage
 from tq.errors import ConnectionLost, TqError
 from tq.protocol import FrameDecoder, Op, decode_body, encode_frame, request
@@ -42,18 +55,22 @@ class _Slot:
 class _Link:
     """One live connection: its stream, reader task and waiting calls."""
 
-    def __init__(self, stream: trio.SocketStream) -> None:
+    def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream
         self.pending: dict[int, _Slot] = {}
         self.send_lock = trio.Lock()
         self.closed = False
         self.hello: dict[str, Any] = {}
+        # Why the broker refused the connection before the hello, if it did.
+        self.refusal: TqError | None = None
 
 
 class AsyncClient:
     """A client of one tq broker, for trio.
 
-    Use it as ``async with AsyncClient.connect("127.0.0.1:6379") as client:``.
+    Use it as ``async with AsyncClient.connect("127.0.0.1:6379") as client:``,
+    or for a broker that serves TLS with a self-signed certificate,
+    ``AsyncClient.connect("broker:6379", tls_ca="broker-cert.pem")``.
     """
 
     def __init__(
@@ -61,6 +78,8 @@ class AsyncClient:
         address: str = "127.0.0.1:6379",
         *,
         token: str | None = None,
+        tls: TlsSetting = False,
+        tls_ca: str | os.PathLike[str] | None = None,
         worker: WorkerHello | None = None,
         reconnect_timeout: float = 30.0,
     ) -> None:
@@ -69,12 +88,22 @@ class AsyncClient:
         Args:
             address: The broker's ``HOST:PORT``.
             token: The broker's auth token, if it has one.
+            tls: True to speak TLS, trusting the system's certificate
+                authorities; or an ``ssl.SSLContext`` to use as it is. The
+                broker's certificate must name the host of ``address``.
+            tls_ca: A PEM file of the certificate authorities to trust instead
+                of the system's (for a self-signed broker certificate, the
+                certificate itself). Implies TLS.
             worker: Say hello as this worker (for the worker runtime).
             reconnect_timeout: How long a call keeps trying to reconnect.
+
+        Raises:
+            ValueError: The address is malformed, or ``tls_ca`` cannot be read.
         """
         self.address = address
         self._host, self._port = parse_address(address)
         self._token = token
+        self._tls = tls_context(tls, tls_ca)
         self._worker = worker
         self._reconnect_timeout = reconnect_timeout
         self._ids = itertools.count(1)
@@ -89,13 +118,32 @@ class AsyncClient:
         address: str = "127.0.0.1:6379",
         *,
         token: str | None = None,
+        tls: TlsSetting = False,
+        tls_ca: str | os.PathLike[str] | None = None,
         reconnect_timeout: float = 30.0,
     ) -> AsyncClient:
-        """A client to use as an async context manager."""
-        return cls(address, token=token, reconnect_timeout=reconnect_timeout)
+        """A client to use as an async context manager; arguments as `AsyncClient`."""
+        return cls(
+            address,
+            token=token,
+            tls=tls,
+            tls_ca=tls_ca,
+            reconnect_timeout=reconnect_timeout,
+        )
 
     async def __aenter__(self) -> AsyncClient:
-        """Open the connection (and the task that reads from it)."""
+        """Open the connection (and the task that reads from it).
+
+        Raises:
+            ConnectionLost: The broker could not be reached in time.
+            TlsError: TLS could not be set up: the broker's certificate is not
+                trusted, or one side speaks TLS and the other does not.
+            TooManyConnections: The broker is at its max_connections.
+            Unauthorized: The token was refused.
+
+        Each comes inside an ``ExceptionGroup``, as trio hands over whatever
+        fails inside the client's nursery: catch it with ``except*``.
+        """
         self._nursery_cm = trio.open_nursery()
         self._nursery = await self._nursery_cm.__aenter__()
         try:
@@ -146,6 +194,8 @@ class AsyncClient:
             while True:
                 try:
                     return await self._open_link()
+                except REFUSALS:
+                    raise
                 except (OSError, trio.BrokenResourceError, ConnectionLost) as exc:
                     delay = backoff.next_delay()
                     log.debug(
@@ -163,12 +213,38 @@ class AsyncClient:
     async def _open_link(self) -> _Link:
         stream = await trio.open_tcp_stream(self._host, self._port)
         stream.setsockopt(6, 1, 1)  # TCP_NODELAY: requests are small and latency-bound
-        link = _Link(stream)
+        link = _Link(stream if self._tls is None else await self._secure(stream))
         assert self._nursery is not None
         self._nursery.start_soon(self._read_loop, link)
         hello = request(0, Op.HELLO, hello_args(self._token, self._worker))
-        link.hello = await self._exchange(link, 0, encode_frame(hello))
+        try:
+            link.hello = await self._exchange(link, 0, encode_frame(hello))
+        except ConnectionLost:
+            if link.refusal is not None:
+                raise link.refusal from None
+            raise
         return link
+
+    async def _secure(
+        self, stream: trio.SocketStream
+    ) -> trio.SSLStream[trio.SocketStream]:
+        """The stream with its TLS handshake done.
+
+        Raises:
+            TlsError: The handshake failed for a reason retrying cannot fix.
+            trio.BrokenResourceError: The broker closed the connection.
+        """
+        assert self._tls is not None
+        secured = trio.SSLStream(stream, self._tls, server_hostname=self._host)
+        try:
+            await secured.do_handshake()
+        except trio.BrokenResourceError as exc:
+            await trio.aclose_forcefully(stream)
+            failure = tls_failure(exc, self.address)
+            if failure is not None:
+                raise failure from exc
+            raise
+        return secured
 
     async def _read_loop(self, link: _Link) -> None:
         decoder = FrameDecoder()
@@ -192,6 +268,12 @@ class AsyncClient:
     def _deliver(self, link: _Link, response: dict[str, Any]) -> None:
         slot = link.pending.pop(response.get("id"), None)  # type: ignore[arg-type]
         if slot is None:
+            refusal = None if link.hello else hello_refusal(response, self.address)
+            if refusal is not None:
+                # Refused before the hello was answered: connecting fails so.
+                link.refusal = refusal
+                self._drop(link)
+                return
             if response.get("ok") is False:
                 error = response.get("error") or {}
                 log.warning("broker error without a request: %s", error.get("message"))

@@ -1,15 +1,17 @@
 """`Client`: the blocking tq client, for ordinary Python programs.
 
-It uses a plain socket, one request at a time, and is safe to share between
-threads (calls take turns). When the connection breaks, the call in flight
-raises `ConnectionLost` and the next call reconnects, backing off until
-``reconnect_timeout`` has passed.
+It uses a plain socket (or a TLS one), one request at a time, and is safe to
+share between threads (calls take turns). When the connection breaks, the call
+in flight raises `ConnectionLost` and the next call reconnects, backing off
+until ``reconnect_timeout`` has passed.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -19,7 +21,15 @@ from typing import Any, TypeVar
 
 from tq.client import calls
 from tq.client.calls import Call, TaskTuple, result_of
-from tq.client.connection import Backoff, hello_args, parse_address
+from tq.client.connection import (
+    Backoff,
+    TlsSetting,
+    hello_args,
+    hello_refusal,
+    parse_address,
+    tls_context,
+    tls_failure,
+)
 from tq.client.models import Priority, TaskInfo, TaskPage
 from tq.errors import ConnectionLost
 from tq.protocol import FrameDecoder, Op, decode_body, encode_frame, request
@@ -32,7 +42,9 @@ T = TypeVar("T")
 class Client:
     """A blocking client of one tq broker.
 
-    Use it as ``with Client.connect("127.0.0.1:6379") as client:``.
+    Use it as ``with Client.connect("127.0.0.1:6379") as client:``, or for a
+    broker that serves TLS with a self-signed certificate,
+    ``Client.connect("broker:6379", tls_ca="broker-cert.pem")``.
     """
 
     def __init__(
@@ -40,6 +52,8 @@ class Client:
         address: str = "127.0.0.1:6379",
         *,
         token: str | None = None,
+        tls: TlsSetting = False,
+        tls_ca: str | os.PathLike[str] | None = None,
         reconnect_timeout: float = 30.0,
     ) -> None:
         """Prepare a client; the first call (or `connect`) opens the connection.
@@ -47,11 +61,21 @@ class Client:
         Args:
             address: The broker's ``HOST:PORT``.
             token: The broker's auth token, if it has one.
+            tls: True to speak TLS, trusting the system's certificate
+                authorities; or an ``ssl.SSLContext`` to use as it is. The
+                broker's certificate must name the host of ``address``.
+            tls_ca: A PEM file of the certificate authorities to trust instead
+                of the system's (for a self-signed broker certificate, the
+                certificate itself). Implies TLS.
             reconnect_timeout: How long a call keeps trying to reconnect.
+
+        Raises:
+            ValueError: The address is malformed, or ``tls_ca`` cannot be read.
         """
         self.address = address
         self._host, self._port = parse_address(address)
         self._token = token
+        self._tls = tls_context(tls, tls_ca)
         self._reconnect_timeout = reconnect_timeout
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -65,15 +89,27 @@ class Client:
         address: str = "127.0.0.1:6379",
         *,
         token: str | None = None,
+        tls: TlsSetting = False,
+        tls_ca: str | os.PathLike[str] | None = None,
         reconnect_timeout: float = 30.0,
     ) -> Client:
-        """Connect to a broker.
+        """Connect to a broker; the arguments are those of `Client`.
 
         Raises:
             ConnectionLost: The broker could not be reached in time.
+            TlsError: TLS could not be set up: the broker's certificate is not
+                trusted, or one side speaks TLS and the other does not.
+            TooManyConnections: The broker is at its max_connections.
             Unauthorized: The token was refused.
+            ValueError: The address is malformed, or ``tls_ca`` cannot be read.
         """
-        client = cls(address, token=token, reconnect_timeout=reconnect_timeout)
+        client = cls(
+            address,
+            token=token,
+            tls=tls,
+            tls_ca=tls_ca,
+            reconnect_timeout=reconnect_timeout,
+        )
         with client._lock:
             client._ensure_socket()
         return client
@@ -113,6 +149,9 @@ class Client:
             try:
                 return self._open_socket()
             except OSError as exc:
+                failure = tls_failure(exc, self.address)
+                if failure is not None:
+                    raise failure from exc
                 delay = backoff.next_delay()
                 if time.monotonic() + delay > deadline:
                     raise ConnectionLost(
@@ -124,15 +163,46 @@ class Client:
     def _open_socket(self) -> socket.socket:
         sock = socket.create_connection((self._host, self._port), timeout=10)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._tls is not None:
+            # The handshake runs here, under the connect timeout.
+            sock = self._wrap(sock, self._tls)
         sock.settimeout(None)
         self._sock = sock
         try:
             hello = request(0, Op.HELLO, hello_args(self._token, None))
-            self.server_info = result_of(self._exchange(sock, 0, encode_frame(hello)))
+            self.server_info = result_of(self._say_hello(sock, encode_frame(hello)))
         except BaseException:
             self._close_socket()
             raise
         return sock
+
+    def _wrap(self, sock: socket.socket, context: ssl.SSLContext) -> ssl.SSLSocket:
+        try:
+            return context.wrap_socket(sock, server_hostname=self._host)
+        except BaseException:
+            sock.close()
+            raise
+
+    def _say_hello(self, sock: socket.socket, frame: bytes) -> dict[str, Any]:
+        """Send the hello and return its answer.
+
+        A broker that refuses the connection outright answers with a frame
+        without an id, and that refusal is raised as its error.
+        """
+        sock.sendall(frame)
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                raise ConnectionResetError(
+                    "the broker closed the connection before answering the hello"
+                )
+            for body in self._decoder.feed(data):
+                response = decode_body(body)
+                refusal = hello_refusal(response, self.address)
+                if refusal is not None:
+                    raise refusal
+                if response.get("id") == 0:
+                    return response
 
     def _exchange(
         self, sock: socket.socket, request_id: int, frame: bytes

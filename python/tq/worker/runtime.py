@@ -23,6 +23,7 @@ from typing import Any
 import trio
 
 from tq.client import AsyncClient, WorkerHello, calls
+from tq.client.connection import TlsSetting, tls_context
 from tq.errors import ConnectionLost, StaleLease, TqError
 from tq.worker.acks import AckBatcher, FinishedTask
 from tq.worker.outcomes import Reject, Retry
@@ -93,6 +94,8 @@ class Worker:
         *,
         concurrency: int = 4,
         token: str | None = None,
+        tls: TlsSetting = False,
+        tls_ca: str | os.PathLike[str] | None = None,
         worker_id: str | None = None,
         drain_grace_s: float = 30.0,
         task_types: tuple[str, ...] | None = None,
@@ -104,9 +107,14 @@ class Worker:
             registry: Where its handlers are registered.
             concurrency: How many tasks it runs at once.
             token: The broker's auth token, if it has one.
+            tls: Speak TLS to the broker, as `AsyncClient` takes it.
+            tls_ca: A PEM file of the CAs to trust, as `AsyncClient` takes it.
             worker_id: Its id; a unique one is made up if not given.
             drain_grace_s: How long running tasks get to finish on `stop`.
             task_types: Claim only these types; all registered ones if None.
+
+        Raises:
+            ValueError: ``concurrency`` is below 1, or ``tls_ca`` cannot be read.
         """
         if concurrency < 1:
             raise ValueError(f"concurrency: expected at least 1, got {concurrency}")
@@ -117,6 +125,8 @@ class Worker:
         self.drain_grace_s = drain_grace_s
         self.task_types = tuple(task_types or registry.task_types())
         self._token = token
+        # Built now, so that a bad CA file stops the worker before it starts.
+        self._tls = tls_context(tls, tls_ca) or False
         self._running: dict[int, ClaimedWork] = {}
         # Tasks whose handler is done and whose ack or fail is on its way: the
         # worker still holds their leases, so heartbeats must name them.
@@ -141,7 +151,9 @@ class Worker:
     ) -> None:
         """Work until `stop` is called and the drain is over."""
         hello = WorkerHello(self.worker_id, self.concurrency, self.task_types)
-        client = AsyncClient(self.address, token=self._token, worker=hello)
+        client = AsyncClient(
+            self.address, token=self._token, tls=self._tls, worker=hello
+        )
         async with client:
             log.info(
                 "worker started worker_id=%s broker=%s concurrency=%d types=%s",
