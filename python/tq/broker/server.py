@@ -26,6 +26,7 @@ from typing import Any
 import trio
 
 from tq import __version__
+from tq._core import Submitted
 from tq.broker.service import Broker, TaskSpec
 from tq.broker.tls import server_context
 from tq.broker.views import claimed_view, task_view, worker_view
@@ -75,6 +76,9 @@ _MAX_TOKEN_CHARS = 4096
 _TLS_HANDSHAKE = b"\x16"
 
 Handler = Callable[["Connection", Args], Awaitable[Any]]
+Reply = Callable[[Any], None]
+"""Answers one request: with its result, or with the `TqError` it met."""
+Writer = Callable[["Connection", Args, Reply], None]
 
 
 @dataclass(eq=False)
@@ -108,8 +112,6 @@ class ProtocolServer:
         if self.config.tls_cert is not None and self.config.tls_key is not None:
             self._tls = server_context(self.config.tls_cert, self.config.tls_key)
         self._handlers: dict[str, Handler] = {
-            Op.SUBMIT: self._submit,
-            Op.SUBMIT_MANY: self._submit_many,
             Op.GET: self._get,
             Op.LIST: self._list,
             Op.CANCEL: self._cancel,
@@ -120,10 +122,16 @@ class ProtocolServer:
             Op.DLQ_REQUEUE: self._dlq_requeue,
             Op.DLQ_PURGE: self._dlq_purge,
             Op.CLAIM: self._claim,
-            Op.ACK: self._ack,
-            Op.ACK_MANY: self._ack_many,
             Op.FAIL: self._fail,
             Op.HEARTBEAT: self._heartbeat,
+        }
+        # Ops that only write: parsed in the read loop and answered from the
+        # commit loop, with no task of their own (see `_dispatch`).
+        self._writers: dict[str, Writer] = {
+            Op.SUBMIT: self._submit,
+            Op.SUBMIT_MANY: self._submit_many,
+            Op.ACK: self._ack,
+            Op.ACK_MANY: self._ack_many,
         }
 
     async def serve(
@@ -259,7 +267,9 @@ class ProtocolServer:
         """Read frames until the peer closes or breaks the protocol.
 
         The first frame must be the hello, within `HELLO_TIMEOUT_S`; every
-        later one runs as its own task so that requests may be pipelined.
+        later one is dispatched at once (see `_dispatch`), so that requests
+        may be pipelined. Past `MAX_IN_FLIGHT` unanswered requests, reading
+        pauses until one is answered.
         """
         decoder = FrameDecoder(self.config.max_frame_bytes)
         in_flight = trio.CapacityLimiter(MAX_IN_FLIGHT)
@@ -284,8 +294,11 @@ class ProtocolServer:
                     if not self._hello(conn, body):
                         return
                     continue
-                await in_flight.acquire_on_behalf_of(body)
-                requests.start_soon(self._run_request, conn, body, in_flight)
+                try:
+                    in_flight.acquire_on_behalf_of_nowait(body)
+                except trio.WouldBlock:
+                    await in_flight.acquire_on_behalf_of(body)
+                self._dispatch(conn, body, requests, in_flight)
             if decoder.error is not None:
                 log.info(
                     "frame too large peer=%s; closing: %s", conn.peer, decoder.error
@@ -344,45 +357,86 @@ class ProtocolServer:
         self.broker.workers.join(info)
         return worker_id
 
-    async def _run_request(
-        self, conn: Connection, body: bytes, in_flight: trio.CapacityLimiter
+    def _dispatch(
+        self,
+        conn: Connection,
+        body: bytes,
+        requests: trio.Nursery,
+        in_flight: trio.CapacityLimiter,
     ) -> None:
+        """Start answering one request, which holds ``in_flight`` until answered.
+
+        Writes (submits and acks) are parsed here and queued for the next group
+        commit, which answers them when it is done: the busiest requests cost
+        no task and no wake-up of their own. Every other op runs in a task of
+        its own, as it may wait (a claim's long poll, a read in a thread).
+        """
         request_id: int | None = None
+
+        def reply(outcome: Any) -> None:
+            in_flight.release_on_behalf_of(body)
+            if isinstance(outcome, TqError):
+                self._reply_error(conn, request_id, outcome)
+            else:
+                self._send(conn, encode_frame(ok_response(request_id or 0, outcome)))
+
         try:
             message = decode_body(body)
             request_id = _request_id(message)
-            handler = self._handler_for(message.get("op"))
+            op = message.get("op")
+            writer = self._writers.get(op) if isinstance(op, str) else None
+            handler = None if writer is not None else self._handler_for(op)
             if conn.worker_id is not None:
                 self.broker.workers.touch(conn.worker_id)
-            result = await handler(conn, Args(message.get("args")))
+            args = Args(message.get("args"))
+            if writer is not None:
+                writer(conn, args, reply)
+                return
         except TqError as exc:
-            self._reply_error(conn, request_id, exc)
+            reply(exc)
+            return
         except Exception:
             log.exception(
                 "internal error answering peer=%s request_id=%s", conn.peer, request_id
             )
-            self._reply_error(
-                conn, request_id, TqError("internal error; see the broker log")
-            )
+            reply(TqError("internal error; see the broker log"))
+            return
+        assert handler is not None
+        requests.start_soon(self._run_request, conn, handler, args, reply)
+
+    async def _run_request(
+        self, conn: Connection, handler: Handler, args: Args, reply: Reply
+    ) -> None:
+        try:
+            result = await handler(conn, args)
+        except TqError as exc:
+            reply(exc)
+        except Exception:
+            log.exception("internal error answering peer=%s", conn.peer)
+            reply(TqError("internal error; see the broker log"))
         else:
-            conn.send.send_nowait(encode_frame(ok_response(request_id or 0, result)))
-        finally:
-            in_flight.release_on_behalf_of(body)
+            reply(result)
 
     def _handler_for(self, op: object) -> Handler:
         if op == Op.HELLO:
             raise BadRequest("op: hello was already said on this connection")
         handler = self._handlers.get(op) if isinstance(op, str) else None
         if handler is None:
-            raise BadRequest(
-                f"op: expected one of {', '.join(sorted(self._handlers))}, got {op!r}"
-            )
+            known = sorted([*self._handlers, *self._writers])
+            raise BadRequest(f"op: expected one of {', '.join(known)}, got {op!r}")
         return handler
+
+    @staticmethod
+    def _send(conn: Connection, frame: bytes) -> None:
+        # A connection that closed while its request was being committed has
+        # nobody left to tell; the outcome stands all the same.
+        with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
+            conn.send.send_nowait(frame)
 
     def _reply_error(
         self, conn: Connection, request_id: int | None, error: TqError
     ) -> None:
-        conn.send.send_nowait(encode_frame(error_response(request_id, error)))
+        self._send(conn, encode_frame(error_response(request_id, error)))
 
     # Client operations
 
@@ -405,18 +459,32 @@ class ProtocolServer:
             idempotency_key=args.optional_name("idempotency_key"),
         )
 
-    async def _submit(self, conn: Connection, args: Args) -> dict[str, Any]:
-        submitted = await self.broker.submit(self._spec(args))
-        return {"task_id": submitted.task_id, "created": submitted.created}
+    def _submit(self, conn: Connection, args: Args, reply: Reply) -> None:
+        def answer(outcome: list[Submitted] | TqError) -> None:
+            if isinstance(outcome, TqError):
+                reply(outcome)
+            else:
+                (submitted,) = outcome
+                reply({"task_id": submitted.task_id, "created": submitted.created})
 
-    async def _submit_many(self, conn: Connection, args: Args) -> dict[str, Any]:
+        self.broker.submit_many_soon([self._spec(args)], answer)
+
+    def _submit_many(self, conn: Connection, args: Args, reply: Reply) -> None:
         items = args.items("tasks", max_len=self.config.max_batch)
         specs = [self._spec(Args(item)) for item in items]
-        submitted = await self.broker.submit_many(specs)
-        return {
-            "task_ids": [s.task_id for s in submitted],
-            "created": [s.created for s in submitted],
-        }
+
+        def answer(outcome: list[Submitted] | TqError) -> None:
+            if isinstance(outcome, TqError):
+                reply(outcome)
+            else:
+                reply(
+                    {
+                        "task_ids": [s.task_id for s in outcome],
+                        "created": [s.created for s in outcome],
+                    }
+                )
+
+        self.broker.submit_many_soon(specs, answer)
 
     async def _get(self, conn: Connection, args: Args) -> dict[str, Any]:
         return task_view(await self.broker.get(_task_id(args)))
@@ -499,34 +567,32 @@ class ProtocolServer:
         )
         return {"tasks": [claimed_view(task) for task in tasks]}
 
-    async def _ack(self, conn: Connection, args: Args) -> dict[str, Any]:
+    def _ack(self, conn: Connection, args: Args, reply: Reply) -> None:
         conn.require_worker("ack")
-        await self.broker.ack(
+        ack = self._ack_args(args)
+
+        def answer(errors: list[TqError | None]) -> None:
+            (error,) = errors
+            reply({} if error is None else error)
+
+        self.broker.ack_many_soon([ack], answer)
+
+    def _ack_many(self, conn: Connection, args: Args, reply: Reply) -> None:
+        conn.require_worker("ack_many")
+        items = args.items("acks", max_len=self.config.max_batch)
+        acks = [self._ack_args(Args(item)) for item in items]
+
+        def answer(errors: list[TqError | None]) -> None:
+            reply({"errors": [_error_map(error) for error in errors]})
+
+        self.broker.ack_many_soon(acks, answer)
+
+    def _ack_args(self, args: Args) -> tuple[int, int, bytes]:
+        return (
             _task_id(args),
             args.integer("lease_id", low=1, high=_MAX_ID),
             args.blob("result", max_len=self.config.max_payload_bytes, default=b""),
         )
-        return {}
-
-    async def _ack_many(self, conn: Connection, args: Args) -> dict[str, Any]:
-        conn.require_worker("ack_many")
-        acks = [
-            (
-                _task_id(item),
-                item.integer("lease_id", low=1, high=_MAX_ID),
-                item.blob("result", max_len=self.config.max_payload_bytes, default=b""),
-            )
-            for item in map(Args, args.items("acks", max_len=self.config.max_batch))
-        ]
-        errors = await self.broker.ack_many(acks)
-        return {
-            "errors": [
-                None
-                if error is None
-                else {"code": error.code, "message": error.message}
-                for error in errors
-            ]
-        }
 
     async def _fail(self, conn: Connection, args: Args) -> dict[str, Any]:
         conn.require_worker("fail")
@@ -588,6 +654,10 @@ def _token_matches(given: object, token: str) -> bool:
     if not isinstance(given, str) or not 0 < len(given) <= _MAX_TOKEN_CHARS:
         return False
     return hmac.compare_digest(given.encode(), token.encode())
+
+
+def _error_map(error: TqError | None) -> dict[str, str] | None:
+    return None if error is None else {"code": error.code, "message": error.message}
 
 
 def _task_id(args: Args) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
@@ -279,6 +280,29 @@ class Broker:
         ops = self.submit_ops(specs)
         return self.submitted(specs, await self.commit.execute_many(ops))
 
+    def submit_many_soon(
+        self,
+        specs: list[TaskSpec],
+        reply: Callable[[list[_core.Submitted] | TqError], None],
+    ) -> None:
+        """`submit_many` without waiting: ``reply`` gets its outcome after the commit.
+
+        Raises:
+            QueueFull: As `submit_many`, before anything is queued.
+            BadRequest: As `submit_many`, before anything is queued.
+        """
+        ops = self.submit_ops(specs)
+
+        def committed(outcomes: list[object]) -> None:
+            try:
+                result = self.submitted(specs, outcomes)
+            except TqError as exc:
+                reply(exc)
+            else:
+                reply(result)
+
+        self.commit.enqueue(ops, committed)
+
     def submit_ops(self, specs: list[TaskSpec]) -> list[_core.Op]:
         """The first half of `submit_many`: check room, and build the ops.
 
@@ -537,6 +561,16 @@ class Broker:
             `StorageError`); an error of one changes nothing of the others.
         """
         return self.acked(acks, await self.commit.execute_many(self.ack_ops(acks)))
+
+    def ack_many_soon(
+        self,
+        acks: list[tuple[int, int, bytes]],
+        reply: Callable[[list[TqError | None]], None],
+    ) -> None:
+        """`ack_many` without waiting: ``reply`` gets its outcome after the commit."""
+        self.commit.enqueue(
+            self.ack_ops(acks), lambda outcomes: reply(self.acked(acks, outcomes))
+        )
 
     @staticmethod
     def ack_ops(acks: list[tuple[int, int, bytes]]) -> list[_core.Op]:
