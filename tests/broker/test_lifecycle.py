@@ -9,10 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import trio
 from processes import BrokerProcess, WorkerProcess, wait_until
 
-from tq import Client
-from tq.testing import broker_thread
+from tq import AsyncClient, Client
+from tq.testing import broker_thread, open_broker
 
 
 @pytest.mark.parametrize(
@@ -87,3 +88,22 @@ def test_testing_broker_thread_serves_a_real_client() -> None:
     with broker_thread(fsync=False) as broker, Client.connect(broker.address) as client:
         task_id = client.submit_task("echo", b"in a thread")
         assert client.get_task(task_id).payload == b"in a thread"
+
+
+async def test_an_async_client_in_a_cancelled_task_closes_cleanly(
+    tmp_path: Path,
+) -> None:
+    async def hold(
+        address: str, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        async with AsyncClient.connect(address) as client:
+            await client.stats()
+            task_status.started()
+            await trio.sleep_forever()
+
+    async with open_broker(str(tmp_path / "data"), fsync=False) as broker:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(hold, broker.address)
+            nursery.cancel_scope.cancel()
+        async with AsyncClient.connect(broker.address) as client:
+            assert (await client.stats())["workers"] == 0

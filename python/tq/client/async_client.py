@@ -160,10 +160,15 @@ class AsyncClient:
         tb: TracebackType | None,
     ) -> bool | None:
         """Close the connection."""
-        await self.aclose()
         assert self._nursery is not None
-        self._nursery.cancel_scope.cancel()
-        result: bool | None = await self._nursery_cm.__aexit__(exc_type, exc, tb)
+        try:
+            await self.aclose()
+        finally:
+            # Even when the caller is being cancelled (aclose then raises
+            # Cancelled at its checkpoint), the nursery must be exited, or
+            # trio's stack of nurseries is left corrupted.
+            self._nursery.cancel_scope.cancel()
+            result: bool | None = await self._nursery_cm.__aexit__(exc_type, exc, tb)
         return result
 
     async def aclose(self) -> None:
