@@ -1,0 +1,1 @@
+"""Client processes: each prints ``ready``, waits for ``go``, then measures."""

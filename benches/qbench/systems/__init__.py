@@ -1,0 +1,1 @@
+"""Each system under test, as the orchestrator starts and drives it."""
