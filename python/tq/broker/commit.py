@@ -125,6 +125,10 @@ class CommitLoop:
         self._parked: list[ParkedClaim] = []
         self._wakeup = trio.Event()
         self.stats = CommitStats()
+        # Batches started so far that may have made tasks pending. A claim
+        # that found nothing parks only if none started since it was queued;
+        # otherwise the tasks of such a batch may be waiting for it already.
+        self.waking_batches = 0
 
     async def execute(self, op: _core.Op) -> object:
         """Commit one op and return its result.
@@ -238,11 +242,13 @@ class CommitLoop:
         self._settle_riders(riders, outcomes[start:])
 
     def _riders(self, batch: list[_Entry]) -> list[ParkedClaim]:
-        """The parked claims worth retrying with this batch."""
-        if not self._parked:
-            return []
+        """The parked claims worth retrying with this batch.
+
+        Counts the batch in `waking_batches` when it may make tasks pending.
+        """
         if not any(isinstance(op, _WAKING_OPS) for entry in batch for op in entry.ops):
             return []
+        self.waking_batches += 1
         return list(self._parked)
 
     def _settle_riders(self, riders: list[ParkedClaim], outcomes: list[object]) -> None:

@@ -467,10 +467,21 @@ class Broker:
         self.workers.touch(worker_id)
         grace_ms = round(LEASE_GRACE_S * 1000)
         claim = _core.Claim(worker_id, max_tasks, task_types, grace_ms)
-        tasks = await self.commit.execute(claim)
-        assert isinstance(tasks, list)
-        if not tasks and wait_s > 0:
-            tasks = await self._wait_for_tasks(claim, wait_s)
+        deadline = trio.current_time() + wait_s
+        while True:
+            waking_before = self.commit.waking_batches
+            tasks = await self.commit.execute(claim)
+            assert isinstance(tasks, list)
+            left_s = deadline - trio.current_time()
+            if tasks or left_s <= 0:
+                break
+            if self.commit.waking_batches == waking_before:
+                # Nothing can have become pending unseen: park, and ride along
+                # with the next batch that may bring work.
+                tasks = await self._wait_for_tasks(claim, left_s)
+                break
+            # A batch that may have brought work started after this claim was
+            # queued, and parked claims it did not carry: claim again.
         self._started(worker_id, tasks)
         return tasks
 

@@ -1,0 +1,32 @@
+"""Claims against an in-process broker, where a test can order the commits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio
+
+from tq.broker.service import TaskSpec
+from tq.testing import open_broker
+
+
+async def test_a_claim_committed_just_before_a_submit_gets_the_task_at_once(
+    tmp_path: Path,
+) -> None:
+    async with open_broker(str(tmp_path / "data"), fsync=False) as test_broker:
+        broker = test_broker.broker
+        claimed: list[int] = []
+
+        async def claim() -> None:
+            tasks = await broker.claim("w-1", 1, None, wait_s=5.0)
+            claimed.extend(task.task_id for task in tasks)
+
+        with trio.fail_after(2):
+            async with trio.open_nursery() as nursery:
+                # Queued in this order, the claim and the submit share one
+                # commit, the claim first: it finds nothing, and no parked
+                # claim rides along. It must look again rather than sleep
+                # through its long poll with the task pending.
+                nursery.start_soon(claim)
+                nursery.start_soon(broker.submit, TaskSpec("echo", b"x"))
+        assert len(claimed) == 1
