@@ -10,11 +10,14 @@ missing, the peers from PyPI into ~/.cache/tq/bench-venv, tq as installed in
     ./scripts/bench --quick    # smoke run: 1 run, small counts, ~3 min
     ./scripts/bench --systems tq,huey --workloads drain,latency --runs 5
 
-Every system gets 2 worker processes and the same concurrency per process
-(``--concurrency``, default 8, Dramatiq's default thread count): tq runs its
-async handlers on the worker's event loop, Celery, Dramatiq and Huey run
-threads, and RQ runs one job at a time per process (``SimpleWorker``; its
-default forking worker does about 50 jobs/s here). Each peer uses its own
+Every system gets 2 worker processes. The peers run 8 threads each
+(``--concurrency``, Dramatiq's default thread count; Celery, Dramatiq and
+Huey drain no faster with 64 threads on this machine, and Huey slower with
+256), except RQ, which runs one job at a time per process (``SimpleWorker``;
+its default forking worker does about 50 jobs/s here). tq runs its async
+handlers on each worker's event loop, 256 at once (``--tq-concurrency``): a
+waiting handler there costs no thread, so concurrency is how many tasks a
+worker holds at once, not how many threads it runs. Each peer uses its own
 private ``redis-server`` (Debian's, RDB snapshots at Redis's default save
 points, no AOF), tq its broker with fsync on. Every store starts fresh, on an
 ephemeral port, in a temporary directory, for every workload and run; every
@@ -120,7 +123,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--runs", type=int, help="runs per figure (default 3)")
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--concurrency", type=int, default=8, help="peer threads per worker process"
+    )
+    parser.add_argument(
+        "--tq-concurrency", type=int, default=256, help="tasks at once per tq worker"
+    )
     parser.add_argument(
         "--latency-rate", type=float, help="offered submits/s (default 5,000)"
     )
@@ -229,7 +237,10 @@ def _failed(failures: list[str]) -> list[str]:
 
 def _workers(systems: list[System]) -> str:
     ctx = systems[0].ctx
-    return f"{ctx.worker_processes} worker processes x concurrency {ctx.concurrency}"
+    return (
+        f"{ctx.worker_processes} worker processes (tq: {ctx.tq_concurrency} tasks"
+        f" at once each; peers: {ctx.concurrency} threads each)"
+    )
 
 
 def run_submit(systems: list[System], settings: Settings, runs: int) -> str:
@@ -405,7 +416,7 @@ def main() -> None:
         procs = Processes(work_dir / "logs", env)
         ctx = Context(
             procs, work_dir, sys.executable, args.tq_python,
-            args.worker_processes, args.concurrency,
+            args.worker_processes, args.concurrency, args.tq_concurrency,
         )  # fmt: skip
         systems = make_systems(ctx, args.systems)
         print(legend(systems) + "\n", flush=True)

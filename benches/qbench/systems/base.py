@@ -24,6 +24,9 @@ class Context:
     tq_python: str
     worker_processes: int
     concurrency: int
+    """Threads per worker process of the peers."""
+    tq_concurrency: int
+    """Tasks at once per tq worker process, on its event loop."""
 
 
 class System(ABC):

@@ -48,7 +48,7 @@ class TqSystem(System):
     def workers_text(self) -> str:
         return (
             f"{self.ctx.worker_processes} x `tq worker --concurrency "
-            f"{self.ctx.concurrency}` (async handlers on the event loop)"
+            f"{self.ctx.tq_concurrency}` (async handlers on the event loop)"
         )
 
     def _spawn_store(self) -> Proc:
@@ -72,7 +72,7 @@ class TqSystem(System):
             "--broker",
             self.address,
             "--concurrency",
-            str(self.ctx.concurrency),
+            str(self.ctx.tq_concurrency),
             "--handlers",
             "qbench.apps.tq_handlers",
             "--log-level",
