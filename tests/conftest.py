@@ -1,11 +1,14 @@
-"""Fixtures for the engine tests: a manual clock and a fresh data dir per test."""
+"""Fixtures shared by the tests: a manual clock and a fresh engine for the
+engine tests, and `spawn_worker` for the tests that run a broker process (each
+folder's own `broker` fixture says how that broker is configured)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from processes import BrokerProcess, WorkerProcess
 
 from engine_support import T0, Store
 from tq._core import Engine, ManualClock
@@ -26,3 +29,21 @@ def store(tmp_path: Path, clock: ManualClock) -> Iterator[Store]:
 @pytest.fixture
 def engine(store: Store) -> Engine:
     return store.engine
+
+
+@pytest.fixture
+def spawn_worker(
+    broker: BrokerProcess, tmp_path: Path
+) -> Iterator[Callable[..., WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def spawn(concurrency: int = 1, **env: str) -> WorkerProcess:
+        log = tmp_path / f"worker-{len(started)}.log"
+        worker = WorkerProcess(broker.address, log, concurrency, env)
+        worker.start()
+        started.append(worker)
+        return worker
+
+    yield spawn
+    for worker in started:
+        worker.kill()

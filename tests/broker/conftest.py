@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from processes import BrokerProcess, WorkerProcess
+from processes import BrokerProcess
 
 # Short intervals so that lost workers and backoffs play out in seconds.
 FAST_CONFIG: dict[str, object] = {
@@ -27,21 +27,3 @@ def broker(tmp_path: Path) -> Iterator[BrokerProcess]:
     process.start()
     yield process
     process.kill()
-
-
-@pytest.fixture
-def spawn_worker(
-    broker: BrokerProcess, tmp_path: Path
-) -> Iterator[Callable[..., WorkerProcess]]:
-    started: list[WorkerProcess] = []
-
-    def spawn(concurrency: int = 1, **env: str) -> WorkerProcess:
-        log = tmp_path / f"worker-{len(started)}.log"
-        worker = WorkerProcess(broker.address, log, concurrency, env)
-        worker.start()
-        started.append(worker)
-        return worker
-
-    yield spawn
-    for worker in started:
-        worker.kill()

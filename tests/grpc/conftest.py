@@ -4,13 +4,13 @@ real workers."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 from grpc_support import FAST_CONFIG, grpc_port_of
-from processes import BrokerProcess, WorkerProcess
+from processes import BrokerProcess
 
 from tq import Client
 from tq.v1 import tq_pb2_grpc
@@ -51,21 +51,3 @@ def client(broker: BrokerProcess, broker_config: dict[str, object]) -> Iterator[
     assert token is None or isinstance(token, str)
     with Client.connect(broker.address, token=token) as connected:
         yield connected
-
-
-@pytest.fixture
-def spawn_worker(
-    broker: BrokerProcess, tmp_path: Path
-) -> Iterator[Callable[..., WorkerProcess]]:
-    started: list[WorkerProcess] = []
-
-    def spawn(concurrency: int = 1, **env: str) -> WorkerProcess:
-        log = tmp_path / f"worker-{len(started)}.log"
-        worker = WorkerProcess(broker.address, log, concurrency, env)
-        worker.start()
-        started.append(worker)
-        return worker
-
-    yield spawn
-    for worker in started:
-        worker.kill()

@@ -3,12 +3,12 @@ real workers, and HTTP clients pointed at the broker's ports."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from processes import BrokerProcess, WorkerProcess
+from processes import BrokerProcess
 
 # Short intervals so that retries and backoffs play out in a second or two.
 FAST_CONFIG: dict[str, object] = {
@@ -39,21 +39,3 @@ def broker(tmp_path: Path, broker_config: dict[str, object]) -> Iterator[BrokerP
 def api(broker: BrokerProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=broker.rest_url, timeout=30) as client:
         yield client
-
-
-@pytest.fixture
-def spawn_worker(
-    broker: BrokerProcess, tmp_path: Path
-) -> Iterator[Callable[..., WorkerProcess]]:
-    started: list[WorkerProcess] = []
-
-    def spawn(concurrency: int = 1, **env: str) -> WorkerProcess:
-        log = tmp_path / f"worker-{len(started)}.log"
-        worker = WorkerProcess(broker.address, log, concurrency, env)
-        worker.start()
-        started.append(worker)
-        return worker
-
-    yield spawn
-    for worker in started:
-        worker.kill()
