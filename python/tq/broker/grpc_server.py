@@ -37,8 +37,8 @@ from google.protobuf.message import Message
 
 from tq import _core
 from tq.broker.events import EVENT_KINDS, Event, EventHub, SlowConsumer
-from tq.broker.server import _MAX_DELAY_MS, _MAX_ID
-from tq.broker.service import Broker, TaskSpec
+from tq.broker.service import Broker
+from tq.broker.specs import spec_from_args, task_id_from_args
 from tq.broker.views import task_view, worker_view
 from tq.errors import BadRequest, EngineClosed, TqError, Unauthorized
 from tq.protocol import Args
@@ -217,10 +217,6 @@ def _args(message: Message) -> Args:
     return Args(fields)
 
 
-def _task_id(args: Args) -> int:
-    return args.integer("task_id", low=1, high=_MAX_ID)
-
-
 def task_message(task: _core.Task) -> tq_pb2.Task:
     """A task as a message, through the view every front end shares."""
     return tq_pb2.Task(**task_view(task))
@@ -351,7 +347,9 @@ class TqServicer:
         return self._call(context, lambda: self._submit(request))
 
     async def _submit(self, request: tq_pb2.SubmitRequest) -> tq_pb2.SubmitResponse:
-        submitted = await self.broker.submit(self._spec(_args(request)))
+        submitted = await self.broker.submit(
+            spec_from_args(_args(request), self.config.max_payload_bytes)
+        )
         return tq_pb2.SubmitResponse(
             task_id=submitted.task_id, created=submitted.created
         )
@@ -367,27 +365,14 @@ class TqServicer:
     ) -> tq_pb2.SubmitManyResponse:
         items = _args(request).items("tasks", max_len=self.config.max_batch)
         submitted = await self.broker.submit_many(
-            [self._spec(_args(item)) for item in items]
+            [
+                spec_from_args(_args(item), self.config.max_payload_bytes)
+                for item in items
+            ]
         )
         return tq_pb2.SubmitManyResponse(
             task_ids=[s.task_id for s in submitted],
             created=[s.created for s in submitted],
-        )
-
-    def _spec(self, args: Args) -> TaskSpec:
-        # The same fields and bounds as a submit over TCP.
-        timeout_ms = args.optional_integer("timeout_ms", low=1, high=_MAX_DELAY_MS)
-        return TaskSpec(
-            task_type=args.name("task_type"),
-            payload=args.blob(
-                "payload", max_len=self.config.max_payload_bytes, default=b""
-            ),
-            priority=args.integer("priority", low=0, high=255, default=100),
-            delay_s=args.integer("delay_ms", low=0, high=_MAX_DELAY_MS, default=0)
-            / 1000,
-            timeout_s=None if timeout_ms is None else timeout_ms / 1000,
-            max_retries=args.optional_integer("max_retries", low=0, high=1000),
-            idempotency_key=args.optional_name("idempotency_key"),
         )
 
     def GetTask(
@@ -397,7 +382,7 @@ class TqServicer:
         return self._call(context, lambda: self._get(request))
 
     async def _get(self, request: tq_pb2.GetTaskRequest) -> tq_pb2.Task:
-        return task_message(await self.broker.get(_task_id(_args(request))))
+        return task_message(await self.broker.get(task_id_from_args(_args(request))))
 
     def ListTasks(
         self, request: tq_pb2.ListTasksRequest, context: grpc.ServicerContext
@@ -430,7 +415,7 @@ class TqServicer:
     async def _cancel(
         self, request: tq_pb2.CancelTaskRequest
     ) -> tq_pb2.CancelTaskResponse:
-        state = await self.broker.cancel(_task_id(_args(request)))
+        state = await self.broker.cancel(task_id_from_args(_args(request)))
         return tq_pb2.CancelTaskResponse(state=state)
 
     # Broker state
@@ -481,7 +466,7 @@ class TqServicer:
     async def _requeue(
         self, request: tq_pb2.RequeueDeadLetterRequest
     ) -> tq_pb2.RequeueResponse:
-        await self.broker.dlq_requeue(_task_id(_args(request)))
+        await self.broker.dlq_requeue(task_id_from_args(_args(request)))
         return tq_pb2.RequeueResponse(requeued=1)
 
     def RequeueDeadLetters(

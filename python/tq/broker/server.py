@@ -27,7 +27,8 @@ import trio
 
 from tq import __version__
 from tq._core import Submitted
-from tq.broker.service import Broker, TaskSpec
+from tq.broker.service import Broker
+from tq.broker.specs import MAX_DELAY_MS, MAX_ID, spec_from_args, task_id_from_args
 from tq.broker.tls import server_context
 from tq.broker.views import claimed_view, task_view, worker_view
 from tq.broker.workers import WorkerInfo
@@ -66,8 +67,6 @@ FLUSH_TIMEOUT_S = 5.0
 MAX_IN_FLIGHT = 1024
 """Requests one connection may have running at once; reading pauses beyond."""
 
-_MAX_ID = 2**63 - 1
-_MAX_DELAY_MS = 10 * 365 * 86400 * 1000
 _MAX_WAIT_MS = 3600 * 1000
 _MAX_CLAIM_WAIT_MS = 60 * 1000
 _MAX_TOKEN_CHARS = 4096
@@ -440,25 +439,6 @@ class ProtocolServer:
 
     # Client operations
 
-    def _spec(self, args: Args) -> TaskSpec:
-        plain = _plain_spec(args.raw, self.config.max_payload_bytes)
-        return plain if plain is not None else self._checked_spec(args)
-
-    def _checked_spec(self, args: Args) -> TaskSpec:
-        timeout_ms = args.optional_integer("timeout_ms", low=1, high=_MAX_DELAY_MS)
-        return TaskSpec(
-            task_type=args.name("task_type"),
-            payload=args.blob(
-                "payload", max_len=self.config.max_payload_bytes, default=b""
-            ),
-            priority=args.integer("priority", low=0, high=255, default=100),
-            delay_s=args.integer("delay_ms", low=0, high=_MAX_DELAY_MS, default=0)
-            / 1000,
-            timeout_s=None if timeout_ms is None else timeout_ms / 1000,
-            max_retries=args.optional_integer("max_retries", low=0, high=1000),
-            idempotency_key=args.optional_name("idempotency_key"),
-        )
-
     def _submit(self, conn: Connection, args: Args, reply: Reply) -> None:
         def answer(outcome: list[Submitted] | TqError) -> None:
             if isinstance(outcome, TqError):
@@ -467,11 +447,15 @@ class ProtocolServer:
                 (submitted,) = outcome
                 reply({"task_id": submitted.task_id, "created": submitted.created})
 
-        self.broker.submit_many_soon([self._spec(args)], answer)
+        self.broker.submit_many_soon(
+            [spec_from_args(args, self.config.max_payload_bytes)], answer
+        )
 
     def _submit_many(self, conn: Connection, args: Args, reply: Reply) -> None:
         items = args.items("tasks", max_len=self.config.max_batch)
-        specs = [self._spec(Args(item)) for item in items]
+        specs = [
+            spec_from_args(Args(item), self.config.max_payload_bytes) for item in items
+        ]
 
         def answer(outcome: list[Submitted] | TqError) -> None:
             if isinstance(outcome, TqError):
@@ -487,7 +471,7 @@ class ProtocolServer:
         self.broker.submit_many_soon(specs, answer)
 
     async def _get(self, conn: Connection, args: Args) -> dict[str, Any]:
-        return task_view(await self.broker.get(_task_id(args)))
+        return task_view(await self.broker.get(task_id_from_args(args)))
 
     async def _list(self, conn: Connection, args: Args) -> dict[str, Any]:
         page = await self.broker.list_tasks(
@@ -502,13 +486,15 @@ class ProtocolServer:
         }
 
     async def _cancel(self, conn: Connection, args: Args) -> dict[str, Any]:
-        return {"state": await self.broker.cancel(_task_id(args))}
+        return {"state": await self.broker.cancel(task_id_from_args(args))}
 
     async def _wait(self, conn: Connection, args: Args) -> dict[str, Any]:
         timeout_ms = args.integer(
             "timeout_ms", low=0, high=_MAX_WAIT_MS, default=30_000
         )
-        return task_view(await self.broker.wait(_task_id(args), timeout_ms / 1000))
+        return task_view(
+            await self.broker.wait(task_id_from_args(args), timeout_ms / 1000)
+        )
 
     async def _stats(self, conn: Connection, args: Args) -> dict[str, Any]:
         return await self.broker.stats()
@@ -535,7 +521,7 @@ class ProtocolServer:
 
     async def _dlq_requeue(self, conn: Connection, args: Args) -> dict[str, Any]:
         if args.has("task_id"):
-            await self.broker.dlq_requeue(_task_id(args))
+            await self.broker.dlq_requeue(task_id_from_args(args))
             return {"requeued": 1}
         if not args.flag("all", default=False):
             raise BadRequest("dlq_requeue: expected a task_id or all=true, got neither")
@@ -589,19 +575,19 @@ class ProtocolServer:
 
     def _ack_args(self, args: Args) -> tuple[int, int, bytes]:
         return (
-            _task_id(args),
-            args.integer("lease_id", low=1, high=_MAX_ID),
+            task_id_from_args(args),
+            args.integer("lease_id", low=1, high=MAX_ID),
             args.blob("result", max_len=self.config.max_payload_bytes, default=b""),
         )
 
     async def _fail(self, conn: Connection, args: Args) -> dict[str, Any]:
         conn.require_worker("fail")
         retry_delay_ms = args.optional_integer(
-            "retry_delay_ms", low=0, high=_MAX_DELAY_MS
+            "retry_delay_ms", low=0, high=MAX_DELAY_MS
         )
         state = await self.broker.fail(
-            _task_id(args),
-            args.integer("lease_id", low=1, high=_MAX_ID),
+            task_id_from_args(args),
+            args.integer("lease_id", low=1, high=MAX_ID),
             args.text("error", max_len=4096) or "failed without an error message",
             retry_delay_s=None if retry_delay_ms is None else retry_delay_ms / 1000,
             reject=args.flag("reject", default=False),
@@ -615,34 +601,6 @@ class ProtocolServer:
         )
         ids = [t for t in task_ids if isinstance(t, int) and not isinstance(t, bool)]
         return {"cancel": await self.broker.heartbeat(worker_id, ids)}
-
-
-_PLAIN_SPEC_KEYS = frozenset({"task_type", "payload", "priority"})
-
-
-def _plain_spec(raw: dict[Any, Any], max_payload_bytes: int) -> TaskSpec | None:
-    """The spec of a submit with only a type, a payload and a priority, or None.
-
-    Most submits are that plain, and a batch of a thousand of them is parsed
-    at every submit; this checks the same bounds as `Args` with a fraction of
-    the calls. Anything else (another field, a value out of bounds) returns
-    None, and the full check then names what is wrong.
-    """
-    if not raw.keys() <= _PLAIN_SPEC_KEYS:
-        return None
-    task_type = raw.get("task_type")
-    payload = raw.get("payload", b"")
-    priority = raw.get("priority", 100)
-    if (
-        type(task_type) is str
-        and 0 < len(task_type.encode()) <= 255
-        and type(payload) is bytes
-        and len(payload) <= max_payload_bytes
-        and type(priority) is int
-        and 0 <= priority <= 255
-    ):
-        return TaskSpec(task_type, payload, priority)
-    return None
 
 
 def _token_matches(given: object, token: str) -> bool:
@@ -660,16 +618,12 @@ def _error_map(error: TqError | None) -> dict[str, str] | None:
     return None if error is None else {"code": error.code, "message": error.message}
 
 
-def _task_id(args: Args) -> int:
-    return args.integer("task_id", low=1, high=_MAX_ID)
-
-
 def _request_id(message: dict[str, Any]) -> int:
     request_id = message.get("id")
     if not isinstance(request_id, int) or isinstance(request_id, bool):
         raise BadRequest(f"id: expected an integer request id, got {request_id!r}")
-    if not 0 <= request_id <= _MAX_ID:
-        raise BadRequest(f"id: expected 0 to {_MAX_ID}, got {request_id}")
+    if not 0 <= request_id <= MAX_ID:
+        raise BadRequest(f"id: expected 0 to {MAX_ID}, got {request_id}")
     return request_id
 
 
