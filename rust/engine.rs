@@ -6,11 +6,14 @@
 //! one fsync when fsync is on. Reads go straight to RocksDB or the indexes.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
 
 use crate::apply::{CoreState, Tx};
 use crate::clock::Clock;
 use crate::command::{Command, Grant, Op, OpOutput};
+use crate::crash::{self, CrashPlan, CrashPoint};
 use crate::error::{EngineError, Result};
 use crate::index::LeaseEntry;
 use crate::store::{
@@ -23,6 +26,8 @@ use crate::task::{check_name, State, TaskRecord, MAX_WORKER_ID_LEN, TIER_NAMES};
 pub const MAX_PAGE: usize = 1_000;
 /// Most tasks one claim may lease.
 pub const MAX_CLAIM: usize = 10_000;
+/// How often a store that failed a write is tried again.
+pub const REOPEN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A task with its payload, as reads return it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +79,15 @@ pub struct Counts {
     pub pending_by_tier: BTreeMap<&'static str, u64>,
 }
 
+/// A write the store refused, and when to try opening it again.
+///
+/// After a failed append or fsync of its write-ahead log, RocksDB refuses
+/// every later write until the store is opened again.
+struct FailedWrite {
+    error: EngineError,
+    retry_at: Instant,
+}
+
 /// The open store and the state guarded with it.
 struct Core {
     store: Store,
@@ -86,6 +100,10 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     path: String,
     fsync: bool,
+    crash: Option<CrashPlan>,
+    failed_write: Mutex<Option<FailedWrite>>,
+    /// Set while `failed_write` is: reads then say why the store is away.
+    reopening: AtomicBool,
 }
 
 impl Engine {
@@ -93,18 +111,19 @@ impl Engine {
     ///
     /// # Errors
     /// [`EngineError::Locked`] when the directory is open already; a storage or
-    /// corruption error when it cannot be read.
+    /// corruption error when it cannot be read; [`EngineError::InvalidArgument`]
+    /// when [`crash::CRASH_AT_VAR`] is set to something else than a crash point.
     pub fn open(path: &str, fsync: bool, clock: Arc<dyn Clock>) -> Result<Self> {
-        let store = Store::open(path, fsync)?;
-        let state = recover(&store)?;
+        let crash = CrashPlan::from_env()?;
+        let core = open_core(Store::open(path, fsync))?;
         Ok(Self {
-            core: RwLock::new(Some(Core {
-                store,
-                state: Mutex::new(state),
-            })),
+            core: RwLock::new(Some(core)),
             clock,
             path: path.to_owned(),
             fsync,
+            crash,
+            failed_write: Mutex::new(None),
+            reopening: AtomicBool::new(false),
         })
     }
 
@@ -125,6 +144,9 @@ impl Engine {
 
     /// Close the store. Later calls fail with [`EngineError::Closed`].
     pub fn close(&self) {
+        let mut failed = lock(&self.failed_write);
+        *failed = None;
+        self.reopening.store(false, Ordering::Release);
         let core = self.core.write().unwrap_or_else(|e| e.into_inner()).take();
         drop(core);
     }
@@ -132,9 +154,59 @@ impl Engine {
     fn core(&self) -> Result<RwLockReadGuard<'_, Option<Core>>> {
         let guard = self.core.read().unwrap_or_else(|e| e.into_inner());
         if guard.is_none() {
+            if self.reopening.load(Ordering::Acquire) {
+                return Err(EngineError::Storage(format!(
+                    "store {} unavailable: it failed a write and could not be \
+                     opened again yet",
+                    self.path
+                )));
+            }
             return Err(EngineError::Closed);
         }
         Ok(guard)
+    }
+
+    /// After a failed write, open the store again (at most once per
+    /// [`REOPEN_INTERVAL`]) so that writes work once the fault is gone.
+    ///
+    /// Until it opens for writing, the store stays open read-only when it
+    /// can be, so reads go on, and every commit fails with the last error.
+    fn reopen_after_failed_write(&self) -> Result<()> {
+        let mut failed = lock(&self.failed_write);
+        let Some(failure) = failed.as_ref() else {
+            return Ok(());
+        };
+        if Instant::now() < failure.retry_at {
+            return Err(failure.error.clone());
+        }
+        let mut slot = self.core.write().unwrap_or_else(|e| e.into_inner());
+        // Every handle must be gone before the store can be opened for writing.
+        drop(slot.take());
+        match open_core(Store::open(&self.path, self.fsync)) {
+            Ok(core) => {
+                *slot = Some(core);
+                *failed = None;
+                self.reopening.store(false, Ordering::Release);
+                Ok(())
+            }
+            Err(error) => {
+                *slot = open_core(Store::open_read_only(&self.path)).ok();
+                *failed = Some(FailedWrite {
+                    error: error.clone(),
+                    retry_at: Instant::now() + REOPEN_INTERVAL,
+                });
+                Err(error)
+            }
+        }
+    }
+
+    fn note_failed_write(&self, error: &EngineError) {
+        let mut failed = lock(&self.failed_write);
+        *failed = Some(FailedWrite {
+            error: error.clone(),
+            retry_at: Instant::now() + REOPEN_INTERVAL,
+        });
+        self.reopening.store(true, Ordering::Release);
     }
 
     /// Apply many ops with one atomic write.
@@ -144,22 +216,59 @@ impl Engine {
     ///
     /// # Errors
     /// A storage error when the write fails: then no op took effect, and the
-    /// indexes are rebuilt from the store.
+    /// indexes are rebuilt from the store. Commits within [`REOPEN_INTERVAL`]
+    /// of a failed write fail with its error; the next one opens the store
+    /// again first, and succeeds if the fault is gone.
     pub fn commit(&self, ops: Vec<Op>) -> Result<Vec<Result<OpOutput>>> {
+        if self.reopening.load(Ordering::Acquire) {
+            self.reopen_after_failed_write()?;
+        }
         let guard = self.core()?;
         let core = guard.as_ref().ok_or(EngineError::Closed)?;
         let mut state = lock(&core.state);
         let now_ms = self.clock.now_ms();
+        let planned_crash = self.crash_planned_in(&ops);
         let mut tx = Tx::new(&core.store, &mut state);
         let results: Vec<Result<OpOutput>> =
             ops.into_iter().map(|op| run(&mut tx, op, now_ms)).collect();
         let batch = tx.into_batch();
+        if batch.is_empty() {
+            // Nothing to store (a claim that found nothing, refused ops): with
+            // fsync on, writing it anyway would cost a disk flush for nothing.
+            return Ok(results);
+        }
+        if planned_crash.is_some_and(|point| self.crash_here(point)) {
+            crash::die();
+        }
+        if self.crash_here(CrashPoint::AfterWriteBeforeFsync) {
+            // Whatever the write leaves in the OS's page cache survives the
+            // process, as it would survive a kill at this moment.
+            let _ = core.store.write_unsynced(batch);
+            crash::die();
+        }
         if let Err(err) = core.store.write(batch) {
             // Memory ran ahead of the failed write: throw it away.
             *state = recover(&core.store)?;
+            self.note_failed_write(&err);
             return Err(err);
         }
+        if self.crash_here(CrashPoint::AfterFsyncBeforeReply) {
+            crash::die();
+        }
         Ok(results)
+    }
+
+    /// The armed crash point, when `ops` plan a change of its kind.
+    fn crash_planned_in(&self, ops: &[Op]) -> Option<CrashPoint> {
+        let point = self.crash.as_ref()?.point();
+        point.planned_in(ops).then_some(point)
+    }
+
+    /// Whether the armed crash point is `point` and this pass must crash.
+    fn crash_here(&self, point: CrashPoint) -> bool {
+        self.crash
+            .as_ref()
+            .is_some_and(|plan| plan.passes_now(point))
     }
 
     /// Apply one op on its own.
@@ -296,9 +405,10 @@ impl Engine {
     }
 }
 
-fn lock(state: &Mutex<CoreState>) -> MutexGuard<'_, CoreState> {
-    // A panic while holding the lock leaves indexes that still match the store
-    // up to the last successful write, so a poisoned lock is safe to reuse.
+fn lock<T>(state: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the state lock leaves indexes that still match the
+    // store up to the last successful write, and the failed-write slot holds
+    // no invariant: a poisoned lock is safe to reuse.
     state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -560,6 +670,16 @@ fn finished_before(
 ///
 /// Pending, delayed and in-progress tasks are found by scanning their index
 /// families; finished tasks are only counted, from the counters kept in `meta`.
+/// A store just opened, with its indexes rebuilt.
+fn open_core(store: Result<Store>) -> Result<Core> {
+    let store = store?;
+    let state = recover(&store)?;
+    Ok(Core {
+        store,
+        state: Mutex::new(state),
+    })
+}
+
 fn recover(store: &Store) -> Result<CoreState> {
     let mut state = CoreState {
         next_task_id: store.meta_u64(META_NEXT_TASK_ID)?.max(1),

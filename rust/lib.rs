@@ -7,10 +7,12 @@
 //! - [`index`]: the compact in-memory indexes.
 //! - [`store`]: the RocksDB layout.
 //! - [`engine`]: opening, recovery, commits and reads.
+//! - [`crash`]: named points at which crash tests kill the process.
 
 pub mod apply;
 pub mod clock;
 pub mod command;
+pub mod crash;
 pub mod engine;
 pub mod error;
 pub mod index;

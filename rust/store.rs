@@ -61,24 +61,35 @@ impl Store {
     /// [`EngineError::Locked`] when the directory is open already, and
     /// [`EngineError::Storage`] for any other failure.
     pub fn open(path: &str, fsync: bool) -> Result<Self> {
-        let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
-        let mut options = Options::default();
-        options.create_if_missing(true);
-        options.create_missing_column_families(true);
-        options.set_db_write_buffer_size(WRITE_BUFFER_BYTES);
-        options.set_max_background_jobs(2);
-        options.set_keep_log_file_num(4);
-        let families = family_names()
-            .map(|name| ColumnFamilyDescriptor::new(name, family_options(name, &cache)));
+        let (options, families) = open_options();
         let db = DB::open_cf_descriptors(&options, Path::new(path), families)
             .map_err(|err| open_error(path, err))?;
+        Ok(Self::with_db(db, path, fsync))
+    }
+
+    /// Open the store at `path` for reading only, without its lock.
+    ///
+    /// What a broker falls back to when its store failed a write and cannot
+    /// be opened for writing again yet (a full disk): reads go on, every
+    /// write fails.
+    ///
+    /// # Errors
+    /// [`EngineError::Storage`] when it cannot be read.
+    pub fn open_read_only(path: &str) -> Result<Self> {
+        let (options, families) = open_options();
+        let db = DB::open_cf_descriptors_read_only(&options, Path::new(path), families, false)
+            .map_err(|err| open_error(path, err))?;
+        Ok(Self::with_db(db, path, false))
+    }
+
+    fn with_db(db: DB, path: &str, fsync: bool) -> Self {
         let mut write_options = WriteOptions::default();
         write_options.set_sync(fsync);
-        Ok(Self {
+        Self {
             db,
             write_options,
             path: path.to_owned(),
-        })
+        }
     }
 
     /// The data directory.
@@ -105,6 +116,17 @@ impl Store {
     /// [`EngineError::Storage`] when the write or its fsync fails.
     pub fn write(&self, batch: WriteBatch) -> Result<()> {
         self.db.write_opt(batch, &self.write_options)?;
+        Ok(())
+    }
+
+    /// Write a batch without waiting for the disk, whatever the fsync setting.
+    ///
+    /// Only for the crash point between a write and its fsync.
+    ///
+    /// # Errors
+    /// [`EngineError::Storage`] when the write fails.
+    pub fn write_unsynced(&self, batch: WriteBatch) -> Result<()> {
+        self.db.write(batch)?;
         Ok(())
     }
 
@@ -189,6 +211,21 @@ fn family_options(name: &str, cache: &Cache) -> Options {
     }
     options.set_block_based_table_factory(&table);
     options
+}
+
+/// The options tq opens every store with, and its column families.
+fn open_options() -> (Options, Vec<ColumnFamilyDescriptor>) {
+    let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+    let mut options = Options::default();
+    options.create_if_missing(true);
+    options.create_missing_column_families(true);
+    options.set_db_write_buffer_size(WRITE_BUFFER_BYTES);
+    options.set_max_background_jobs(2);
+    options.set_keep_log_file_num(4);
+    let families = family_names()
+        .map(|name| ColumnFamilyDescriptor::new(name, family_options(name, &cache)))
+        .collect();
+    (options, families)
 }
 
 /// Tell a locked directory apart from other open failures.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import statistics
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from processes import BrokerProcess, WorkerProcess, wait_until
 
 from tq import AsyncClient, Client, Priority
 from tq.errors import QueueFull, TaskFailed
+from tq.worker import current_task
 
 
 def test_submitted_task_completes_with_its_result(
@@ -36,6 +38,39 @@ async def test_async_client_submits_and_waits_for_the_result(
         )
         results = [await client.wait_for_result(task_id, 30) for task_id in ids]
     assert results == [f"n{i}".encode() for i in range(5)]
+
+
+@pytest.mark.parametrize("task_type", ["whoami", "whoami_async"])
+def test_a_handler_reads_the_task_it_runs_from_current_task(
+    broker: BrokerProcess, spawn_worker: Callable[..., WorkerProcess], task_type: str
+) -> None:
+    spawn_worker()
+    with Client.connect(broker.address) as client:
+        task_id = client.submit_task(task_type, b"", max_retries=2)
+        seen = json.loads(client.wait_for_result(task_id, timeout=30))
+        workers = client.workers()
+    assert seen["task_id"] == task_id
+    assert seen["task_type"] == task_type
+    assert (seen["attempt"], seen["max_retries"]) == (1, 2)
+    assert seen["is_last_attempt"] is False
+    assert seen["lease_id"] >= 1
+    assert seen["worker_id"] == workers[0]["worker_id"]
+
+
+def test_current_task_tells_a_retry_by_its_attempt(
+    broker: BrokerProcess, spawn_worker: Callable[..., WorkerProcess]
+) -> None:
+    spawn_worker()
+    with Client.connect(broker.address) as client:
+        task_id = client.submit_task("whoami", b"fail first", max_retries=1)
+        seen = json.loads(client.wait_for_result(task_id, timeout=30))
+    assert seen["attempt"] == 2
+    assert seen["is_last_attempt"] is True
+
+
+def test_current_task_outside_a_handler_says_so() -> None:
+    with pytest.raises(RuntimeError, match="outside any task"):
+        current_task()
 
 
 def test_tasks_run_in_priority_order_then_fifo(

@@ -178,3 +178,15 @@ async def test_pipelined_requests_are_all_answered(broker: BrokerProcess) -> Non
             for n in range(200):
                 nursery.start_soon(submit, n)
         assert len(set(ids)) == 200
+
+
+def test_the_same_request_sent_many_times_at_once_is_answered_each_time(
+    broker: BrokerProcess,
+) -> None:
+    stats = _frame({"id": 7, "op": "stats", "args": {}})
+    with socket.create_connection(("127.0.0.1", broker.port)) as sock:
+        sock.sendall(_hello() + stats * 50)
+        answers = _answers(sock)
+    assert len(answers) == 51
+    assert all(answer["ok"] for answer in answers)
+    assert [answer["id"] for answer in answers[1:]] == [7] * 50

@@ -18,6 +18,8 @@ from processes import BrokerProcess, wait_until
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, RejectConnection, Request, TextMessage
 
+from tq.protocol import Op
+
 TOKEN = "s3cret-token"  # noqa: S105 (a test token, not a secret)
 GRPC_LISTENING = re.compile(r" grpc listening host=\S+ port=(\d+)")
 
@@ -30,6 +32,35 @@ FAST_CONFIG: dict[str, object] = {
     "log_level": "info",
     "grpc_port": 0,
 }
+
+
+# Every op with arguments it would serve
+
+
+def args_for(op: Op, task_id: int) -> dict[str, Any]:
+    """Arguments that would change ``task_id`` or the queue if they were served."""
+    lease = {"task_id": task_id, "lease_id": 1}
+    return {
+        Op.SUBMIT: {"task_type": "echo", "payload": b"x"},
+        Op.SUBMIT_MANY: {"tasks": [{"task_type": "echo", "payload": b"x"}]},
+        Op.GET: {"task_id": task_id},
+        Op.LIST: {"state": "pending"},
+        Op.CANCEL: {"task_id": task_id},
+        Op.WAIT: {"task_id": task_id, "timeout_ms": 0},
+        Op.STATS: {},
+        Op.WORKERS: {},
+        Op.DLQ_LIST: {},
+        Op.DLQ_REQUEUE: {"all": True},
+        Op.DLQ_PURGE: {},
+        Op.CLAIM: {"max_tasks": 1},
+        Op.ACK: {**lease, "result": b"forged"},
+        Op.ACK_MANY: {"acks": [lease]},
+        Op.FAIL: {**lease, "error": "forged", "reject": True},
+        Op.HEARTBEAT: {"task_ids": [task_id]},
+    }[op]
+
+
+OPS = [op for op in Op if op != Op.HELLO]
 
 
 # Certificates

@@ -15,8 +15,10 @@ import pytest
 from processes import BrokerProcess
 from security_support import (
     FAST_CONFIG,
+    OPS,
     TOKEN,
     Wire,
+    args_for,
     frame,
     hello,
     read_answers,
@@ -27,31 +29,6 @@ from tq import Client
 from tq.errors import Unauthorized
 from tq.protocol import Op
 
-
-def args_for(op: Op, task_id: int) -> dict[str, Any]:
-    """Arguments that would change ``task_id`` or the queue if they were served."""
-    lease = {"task_id": task_id, "lease_id": 1}
-    return {
-        Op.SUBMIT: {"task_type": "echo", "payload": b"x"},
-        Op.SUBMIT_MANY: {"tasks": [{"task_type": "echo", "payload": b"x"}]},
-        Op.GET: {"task_id": task_id},
-        Op.LIST: {"state": "pending"},
-        Op.CANCEL: {"task_id": task_id},
-        Op.WAIT: {"task_id": task_id, "timeout_ms": 0},
-        Op.STATS: {},
-        Op.WORKERS: {},
-        Op.DLQ_LIST: {},
-        Op.DLQ_REQUEUE: {"all": True},
-        Op.DLQ_PURGE: {},
-        Op.CLAIM: {"max_tasks": 1},
-        Op.ACK: {**lease, "result": b"forged"},
-        Op.ACK_MANY: {"acks": [lease]},
-        Op.FAIL: {**lease, "error": "forged", "reject": True},
-        Op.HEARTBEAT: {"task_ids": [task_id]},
-    }[op]
-
-
-OPS = [op for op in Op if op != Op.HELLO]
 WRONG_TOKEN = "not-the-token"  # noqa: S105 (a test token, not a secret)
 WRONG_TOKENS: dict[str, object] = {
     "no token": None,

@@ -6,11 +6,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
 from tq import Reject, Retry
-from tq.worker import registry
+from tq.worker import current_task, registry
 
 
 @registry.handler("record")
@@ -45,3 +46,31 @@ def reject(payload: bytes) -> bytes:
 def block(payload: bytes) -> bytes:
     time.sleep(float(payload.decode()))
     return b"unblocked"
+
+
+def _describe_current_task() -> bytes:
+    task = current_task()
+    return json.dumps(
+        {
+            "task_id": task.task_id,
+            "task_type": task.task_type,
+            "attempt": task.attempt,
+            "max_retries": task.max_retries,
+            "lease_id": task.lease_id,
+            "worker_id": task.worker_id,
+            "is_last_attempt": task.is_last_attempt,
+        }
+    ).encode()
+
+
+@registry.handler("whoami")
+def whoami(payload: bytes) -> bytes:
+    """Describe the task it runs; fails its first attempt when asked to."""
+    if payload == b"fail first" and current_task().attempt == 1:
+        raise RuntimeError("first attempt fails")
+    return _describe_current_task()
+
+
+@registry.handler("whoami_async")
+async def whoami_async(payload: bytes) -> bytes:
+    return _describe_current_task()

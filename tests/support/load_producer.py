@@ -2,6 +2,10 @@
 
 Usage: python load_producer.py HOST:PORT LOGFILE
 
+Tasks are the crash harness's mix (see `crash_handlers`): mostly ``steady``,
+with some ``flaky`` and ``doomed`` ones, alone or in batches of 20. The token,
+which is also the payload, starts with the task type.
+
 Log lines: ``try TOKEN`` before a submit is sent, ``ok TASK_ID TOKEN`` once the
 broker acknowledged it. A submit cut off by a broker crash has a ``try`` line
 and no ``ok`` line: it may or may not have been stored.
@@ -9,12 +13,16 @@ and no ``ok`` line: it may or may not have been stored.
 
 from __future__ import annotations
 
+import random
 import signal
 import sys
 import uuid
 
 from tq import Client
 from tq.errors import ConnectionLost, QueueFull
+
+# Task type, share of the load, and max_retries.
+MIX = [("steady", 0.8, 3), ("flaky", 0.1, 3), ("doomed", 0.1, 1)]
 
 running = True
 
@@ -24,18 +32,32 @@ def stop(signum: int, frame: object) -> None:
     running = False
 
 
+def _task(rng: random.Random) -> tuple[str, dict[str, object]]:
+    """A token and the submit that carries it."""
+    task_type, _, max_retries = rng.choices(MIX, weights=[w for _, w, _ in MIX])[0]
+    token = f"{task_type}-{uuid.uuid4().hex}"
+    task = {
+        "task_type": task_type,
+        "payload": token.encode(),
+        "max_retries": max_retries,
+    }
+    return token, task
+
+
 def main(address: str, log_path: str) -> None:
     signal.signal(signal.SIGTERM, stop)
+    rng = random.Random()
     client = Client(address, reconnect_timeout=60)
     with open(log_path, "a", buffering=1) as log:
         batch = 0
         while running:
             batch += 1
-            tokens = [uuid.uuid4().hex for _ in range(1 if batch % 3 else 20)]
+            drawn = [_task(rng) for _ in range(1 if batch % 3 else 20)]
+            tokens = [token for token, _ in drawn]
             for token in tokens:
                 log.write(f"try {token}\n")
             try:
-                ids = client.submit_many([("record", t.encode(), 100) for t in tokens])
+                ids = client.submit_many([task for _, task in drawn])
             except (ConnectionLost, QueueFull):
                 continue
             for task_id, token in zip(ids, tokens, strict=True):

@@ -39,12 +39,14 @@ class BrokerProcess:
 
     ``file_size_limit`` caps the size of every file the broker writes
     (RLIMIT_FSIZE, with SIGXFSZ ignored): a write past it fails with EFBIG,
-    which stands in for a full disk.
+    which stands in for a full disk. ``extra_env`` is added to the broker's
+    environment from the next start on (``TQ_CRASH_AT`` arms a crash point).
     """
 
     data_dir: Path
     log_path: Path
     config: dict[str, object] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)
     port: int = 0
     rest_port: int = 0
     metrics_port: int = 0
@@ -78,7 +80,7 @@ class BrokerProcess:
             [sys.executable, "-m", "tq", "broker", "--config", str(config_path)],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=_env(),
+            env={**_env(), **self.extra_env},
             preexec_fn=self._limit_files if self.file_size_limit else None,  # noqa: PLW1509
         )
         self.port, self.rest_port, self.metrics_port = self._wait_for_ports(
@@ -115,6 +117,16 @@ class BrokerProcess:
             self.proc.wait()
             self.proc = None
 
+    def wait_for_exit(self, timeout_s: float) -> int | None:
+        """Wait for the broker to end on its own; its exit code, or None."""
+        assert self.proc is not None
+        try:
+            code = self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+        self.proc = None
+        return code
+
     def stop(self) -> int:
         """SIGTERM and wait; returns the exit code."""
         if self.proc is None:
@@ -130,12 +142,13 @@ class BrokerProcess:
 
 @dataclass
 class WorkerProcess:
-    """A `tq worker` process running the handlers of `e2e_handlers`."""
+    """A `tq worker` process running the handlers of a module in tests/support."""
 
     address: str
     log_path: Path
     concurrency: int = 1
     extra_env: dict[str, str] = field(default_factory=dict)
+    handlers: str = "e2e_handlers"
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -151,7 +164,7 @@ class WorkerProcess:
                 "--concurrency",
                 str(self.concurrency),
                 "--handlers",
-                "e2e_handlers",
+                self.handlers,
                 "--drain-grace",
                 "2",
             ],

@@ -20,7 +20,7 @@ import math
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import trio
@@ -61,11 +61,24 @@ HELLO_TIMEOUT_S = 10.0
 On a TLS port the handshake gets this long first, then the hello as long again.
 """
 
+KEEPALIVE_IDLE_S = 60
+"""Silence after which TCP keepalive probes an idle connection's peer."""
+
+KEEPALIVE_INTERVAL_S = 10
+KEEPALIVE_PROBES = 6
+"""A peer that answers none of these probes, one every `KEEPALIVE_INTERVAL_S`,
+is gone (powered off, cut off without a FIN): its half-open connection closes,
+giving back its place under max_connections."""
+
 FLUSH_TIMEOUT_S = 5.0
 """How long queued responses get to reach a peer whose connection is closing."""
 
 MAX_IN_FLIGHT = 1024
-"""Requests one connection may have running at once; reading pauses beyond."""
+"""Requests one connection may have unanswered at once; reading pauses beyond.
+
+A request counts until its answer is written to the socket, so a peer that
+sends without reading holds at most this many answers in the broker's memory.
+"""
 
 _MAX_WAIT_MS = 3600 * 1000
 _MAX_CLAIM_WAIT_MS = 60 * 1000
@@ -82,11 +95,19 @@ Writer = Callable[["Connection", Args, Reply], None]
 
 @dataclass(eq=False)
 class Connection:
-    """One client's connection and what its hello said."""
+    """One client's connection and what its hello said.
+
+    ``send`` queues answers for the writer, each with the request it answers
+    (None for an answer to no request); the writer gives back the request's
+    place in ``in_flight`` once the answer is written.
+    """
 
     stream: trio.abc.Stream
     peer: str
-    send: trio.MemorySendChannel[bytes]
+    send: trio.MemorySendChannel[tuple[bytes, object]]
+    in_flight: trio.CapacityLimiter = field(
+        default_factory=lambda: trio.CapacityLimiter(MAX_IN_FLIGHT)
+    )
     worker_id: str | None = None
     said_hello: bool = False
 
@@ -167,7 +188,10 @@ class ProtocolServer:
             await self._turn_away(stream)
             return
         self._connections += 1
-        send, receive = trio.open_memory_channel[bytes](math.inf)
+        _keep_alive(stream)
+        # Unbounded, but never holding more than MAX_IN_FLIGHT answers (and
+        # the one refusal of a bad hello or frame): see `Connection.in_flight`.
+        send, receive = trio.open_memory_channel[tuple[bytes, object]](math.inf)
         conn = Connection(stream, peer, send)
         try:
             if self._tls is not None:
@@ -176,7 +200,7 @@ class ProtocolServer:
                     return
                 conn.stream = secured
             async with trio.open_nursery() as writer:
-                writer.start_soon(self._write_loop, conn.stream, receive)
+                writer.start_soon(self._write_loop, conn, receive)
                 async with trio.open_nursery() as requests:
                     await self._read_loop(conn, requests)
                     # The peer is gone or broke the protocol: stop its requests.
@@ -250,17 +274,22 @@ class ProtocolServer:
         await stream.send_all(encode_frame(error_response(None, refusal)))
 
     async def _write_loop(
-        self, stream: trio.abc.Stream, frames: trio.MemoryReceiveChannel[bytes]
+        self,
+        conn: Connection,
+        answers: trio.MemoryReceiveChannel[tuple[bytes, object]],
     ) -> None:
         # Everything queued while a send was in progress goes out in one write.
-        async for frame in frames:
-            chunks = [frame]
+        async for answer in answers:
+            batch = [answer]
             while True:
                 try:
-                    chunks.append(frames.receive_nowait())
+                    batch.append(answers.receive_nowait())
                 except (trio.WouldBlock, trio.EndOfChannel):
                     break
-            await stream.send_all(b"".join(chunks))
+            await conn.stream.send_all(b"".join(frame for frame, _ in batch))
+            for _, request in batch:
+                if request is not None:
+                    conn.in_flight.release_on_behalf_of(request)
 
     async def _read_loop(self, conn: Connection, requests: trio.Nursery) -> None:
         """Read frames until the peer closes or breaks the protocol.
@@ -271,7 +300,6 @@ class ProtocolServer:
         pauses until one is answered.
         """
         decoder = FrameDecoder(self.config.max_frame_bytes)
-        in_flight = trio.CapacityLimiter(MAX_IN_FLIGHT)
         hello_deadline = trio.current_time() + HELLO_TIMEOUT_S
         while True:
             data: bytes | bytearray | None = None
@@ -293,11 +321,14 @@ class ProtocolServer:
                     if not self._hello(conn, body):
                         return
                     continue
+                # Its own borrower: equal bodies (a request sent twice) must
+                # each hold a place.
+                place = object()
                 try:
-                    in_flight.acquire_on_behalf_of_nowait(body)
+                    conn.in_flight.acquire_on_behalf_of_nowait(place)
                 except trio.WouldBlock:
-                    await in_flight.acquire_on_behalf_of(body)
-                self._dispatch(conn, body, requests, in_flight)
+                    await conn.in_flight.acquire_on_behalf_of(place)
+                self._dispatch(conn, body, place, requests)
             if decoder.error is not None:
                 log.info(
                     "frame too large peer=%s; closing: %s", conn.peer, decoder.error
@@ -321,7 +352,9 @@ class ProtocolServer:
             self._reply_error(conn, request_id, exc)
             return False
         conn.said_hello = True
-        conn.send.send_nowait(encode_frame(ok_response(request_id or 0, result)))
+        conn.send.send_nowait(
+            (encode_frame(ok_response(request_id or 0, result)), None)
+        )
         return True
 
     def _accept_hello(self, conn: Connection, args: Args) -> dict[str, Any]:
@@ -360,10 +393,10 @@ class ProtocolServer:
         self,
         conn: Connection,
         body: bytes,
+        place: object,
         requests: trio.Nursery,
-        in_flight: trio.CapacityLimiter,
     ) -> None:
-        """Start answering one request, which holds ``in_flight`` until answered.
+        """Start answering one request, which holds ``place`` in ``in_flight``.
 
         Writes (submits and acks) are parsed here and queued for the next group
         commit, which answers them when it is done: the busiest requests cost
@@ -373,11 +406,11 @@ class ProtocolServer:
         request_id: int | None = None
 
         def reply(outcome: Any) -> None:
-            in_flight.release_on_behalf_of(body)
             if isinstance(outcome, TqError):
-                self._reply_error(conn, request_id, outcome)
+                frame = encode_frame(error_response(request_id, outcome))
             else:
-                self._send(conn, encode_frame(ok_response(request_id or 0, outcome)))
+                frame = encode_frame(ok_response(request_id or 0, outcome))
+            self._send(conn, frame, place)
 
         try:
             message = decode_body(body)
@@ -426,11 +459,11 @@ class ProtocolServer:
         return handler
 
     @staticmethod
-    def _send(conn: Connection, frame: bytes) -> None:
+    def _send(conn: Connection, frame: bytes, request: object = None) -> None:
         # A connection that closed while its request was being committed has
         # nobody left to tell; the outcome stands all the same.
         with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
-            conn.send.send_nowait(frame)
+            conn.send.send_nowait((frame, request))
 
     def _reply_error(
         self, conn: Connection, request_id: int | None, error: TqError
@@ -625,6 +658,19 @@ def _request_id(message: dict[str, Any]) -> int:
     if not 0 <= request_id <= MAX_ID:
         raise BadRequest(f"id: expected 0 to {MAX_ID}, got {request_id}")
     return request_id
+
+
+def _keep_alive(stream: trio.SocketStream) -> None:
+    """Turn on TCP keepalive with tq's timings, where the platform has them."""
+    stream.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, True)
+    timings = {
+        "TCP_KEEPIDLE": KEEPALIVE_IDLE_S,
+        "TCP_KEEPINTVL": KEEPALIVE_INTERVAL_S,
+        "TCP_KEEPCNT": KEEPALIVE_PROBES,
+    }
+    for name, value in timings.items():
+        if hasattr(socket, name):
+            stream.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
 
 
 def _peer_name(stream: trio.SocketStream) -> str:

@@ -26,6 +26,7 @@ from tq.client import AsyncClient, WorkerHello, calls
 from tq.client.connection import TlsSetting, tls_context
 from tq.errors import ConnectionLost, StaleLease, TqError
 from tq.worker.acks import AckBatcher, FinishedTask
+from tq.worker.context import CurrentTask, enter_task
 from tq.worker.outcomes import Reject, Retry
 from tq.worker.registry import HandlerRegistry, RegisteredHandler
 
@@ -33,8 +34,12 @@ __all__ = ["ClaimedWork", "Worker", "default_worker_id"]
 
 log = logging.getLogger("tq.worker")
 
-CLAIM_WAIT_S = 5.0
-"""How long one claim waits at the broker for a task before asking again."""
+CLAIM_WAIT_S = 1.0
+"""How long one claim waits at the broker for a task before asking again.
+
+A claim in flight is always answered, so this is also how long a worker
+told to stop while idle may take to do so; an idle worker's claims cost the
+broker no write."""
 
 CLAIM_LINGER_S = 0.002
 """How long a claim for a few free slots waits for more slots to free up.
@@ -66,6 +71,7 @@ class ClaimedWork:
     payload: bytes
     lease_id: int
     attempt: int
+    max_retries: int
     timeout_s: float
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     cancel_requested: bool = False
@@ -80,6 +86,7 @@ class ClaimedWork:
             raw["payload"],
             raw["lease_id"],
             raw["attempt"],
+            raw["max_retries"],
             raw["timeout_ms"] / 1000,
         )
 
@@ -257,6 +264,17 @@ class Worker:
             error = f"no handler for type {work.task_type!r} on {self.worker_id}"
             return calls.fail(work.task_id, work.lease_id, error)
         work.scope.relative_deadline = work.timeout_s
+        # This trio task runs only this handler: nothing to reset after it.
+        enter_task(
+            CurrentTask(
+                work.task_id,
+                work.task_type,
+                work.attempt,
+                work.max_retries,
+                work.lease_id,
+                self.worker_id,
+            )
+        )
         with work.scope:
             try:
                 result = await _call_handler(handler, work.payload, self._threads)

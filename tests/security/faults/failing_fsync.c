@@ -1,0 +1,37 @@
+/* An LD_PRELOAD shim that makes fsync(2) and fdatasync(2) fail with EIO.
+ *
+ * While the file named by TQ_FAIL_FSYNC_WHILE exists, every fsync and
+ * fdatasync of the process fails with EIO without reaching the disk, as on a
+ * disk whose flushes have started to fail; once the file is gone they work
+ * again. The tests compile it with cc and preload it into a broker.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static int failing(void) {
+    const char *marker = getenv("TQ_FAIL_FSYNC_WHILE");
+    return marker != NULL && access(marker, F_OK) == 0;
+}
+
+int fsync(int fd) {
+    static int (*real)(int);
+    if (failing()) {
+        errno = EIO;
+        return -1;
+    }
+    if (real == NULL) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+    return real(fd);
+}
+
+int fdatasync(int fd) {
+    static int (*real)(int);
+    if (failing()) {
+        errno = EIO;
+        return -1;
+    }
+    if (real == NULL) real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+    return real(fd);
+}
