@@ -85,9 +85,10 @@ class CycleLog:
     reached: Counter[str] = field(default_factory=Counter)
 
     def table(self) -> str:
-        lines = [f"{'cycle':<26} {'runs':>5} {'killed there':>13}"]
+        lines = [f"{'cycle ends with':<26} {'runs':>5} {'reached':>8}"]
         for kind in CYCLE_KINDS:
-            lines.append(f"{kind:<26} {self.runs[kind]:>5} {self.reached[kind]:>13}")
+            reached = str(self.reached[kind]) if kind in CRASH_POINTS else "-"
+            lines.append(f"{kind:<26} {self.runs[kind]:>5} {reached:>8}")
         return "\n".join(lines)
 
 
