@@ -112,6 +112,21 @@ def _answers(sock: socket.socket) -> list[dict[str, object]]:
     return out
 
 
+# {"id": 1, "op": "stats", "args": ...}, its args' value to follow.
+_STATS_ARGS = b"\xa3bid\x01bopestatsdargs"
+
+
+def _raw_frame(body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + body
+
+
+def _nested(depth: int) -> object:
+    value: object = 0
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 HOSTILE_INPUTS: dict[str, bytes] = {
     "malformed cbor": _hello() + struct.pack(">I", 3) + b"\xff\xff\xff",
     "frame over the limit": _hello() + struct.pack(">I", 2**31),
@@ -121,6 +136,13 @@ HOSTILE_INPUTS: dict[str, bytes] = {
     + _frame({"id": 1, "op": "submit", "args": {"task_type": 5, "payload": "text"}}),
     "request before hello": _frame({"id": 1, "op": "stats", "args": {}}),
     "random bytes": os.urandom(4096),
+    "nesting past tq's limit": _hello()
+    + _frame({"id": 1, "op": "stats", "args": {"a": _nested(20)}}),
+    "nesting 100,000 deep": _hello() + _raw_frame(_STATS_ARGS + b"\x81" * 100_000),
+    "an array that claims 2**36 items": _hello()
+    + _raw_frame(_STATS_ARGS + b"\x9b" + (2**36).to_bytes(8, "big")),
+    "bytes that claim 2**36 of them": _hello()
+    + _raw_frame(_STATS_ARGS + b"\x5b" + (2**36).to_bytes(8, "big")),
 }
 
 
