@@ -78,6 +78,8 @@ MAX_IN_FLIGHT = 1024
 
 A request counts until its answer is written to the socket, so a peer that
 sends without reading holds at most this many answers in the broker's memory.
+The bound is in answers, not bytes: a peer that pipelines reads of the largest
+payloads and reads nothing can still hold 1,024 of them.
 """
 
 _MAX_WAIT_MS = 3600 * 1000
