@@ -28,7 +28,13 @@ import trio
 from tq import __version__
 from tq._core import Submitted
 from tq.broker.service import Broker
-from tq.broker.specs import MAX_DELAY_MS, MAX_ID, spec_from_args, task_id_from_args
+from tq.broker.specs import (
+    MAX_DELAY_MS,
+    MAX_ID,
+    spec_from_args,
+    specs_from_items,
+    task_id_from_args,
+)
 from tq.broker.tls import server_context
 from tq.broker.views import claimed_view, task_view, worker_view
 from tq.broker.workers import WorkerInfo
@@ -488,9 +494,7 @@ class ProtocolServer:
 
     def _submit_many(self, conn: Connection, args: Args, reply: Reply) -> None:
         items = args.items("tasks", max_len=self.config.max_batch)
-        specs = [
-            spec_from_args(Args(item), self.config.max_payload_bytes) for item in items
-        ]
+        specs = specs_from_items(items, self.config.max_payload_bytes)
 
         def answer(outcome: list[Submitted] | TqError) -> None:
             if isinstance(outcome, TqError):

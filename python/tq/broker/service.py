@@ -129,6 +129,7 @@ class Broker:
         self.started_ms = now_ms()
         self.storage_error: str | None = None
         self._queue_depth = engine.queue_depth()
+        self._default_timeout_ms = round(config.task_timeout_s * 1000)
         self._next_due_ms = engine.next_due_ms()
         self._due_changed = trio.Event()
         self._finish_waiters: dict[int, trio.Event] = {}
@@ -252,8 +253,10 @@ class Broker:
         Raises:
             BadRequest: A field is out of bounds.
         """
-        timeout_s = (
-            self.config.task_timeout_s if spec.timeout_s is None else spec.timeout_s
+        timeout_ms = (
+            self._default_timeout_ms
+            if spec.timeout_s is None
+            else round(spec.timeout_s * 1000)
         )
         max_retries = (
             self.config.max_retries if spec.max_retries is None else spec.max_retries
@@ -262,8 +265,8 @@ class Broker:
             spec.task_type,
             spec.payload,
             priority=spec.priority,
-            delay_ms=round(spec.delay_s * 1000),
-            timeout_ms=round(timeout_s * 1000),
+            delay_ms=round(spec.delay_s * 1000) if spec.delay_s else 0,
+            timeout_ms=timeout_ms,
             max_retries=max_retries,
             idempotency_key=spec.idempotency_key,
         )
@@ -329,6 +332,7 @@ class Broker:
             StorageError: The write failed; none of the tasks was stored.
         """
         results: list[_core.Submitted] = []
+        created: list[tuple[int, TaskSpec]] = []
         for spec, outcome in zip(specs, outcomes, strict=True):
             if isinstance(outcome, TqError):
                 self._note_storage(outcome)
@@ -336,20 +340,27 @@ class Broker:
             assert isinstance(outcome, _core.Submitted)
             results.append(outcome)
             if outcome.created:
-                self._submitted(outcome.task_id, spec)
+                created.append((outcome.task_id, spec))
+        if created:
+            self._submitted(created)
         return results
 
-    def _submitted(self, task_id: int, spec: TaskSpec) -> None:
-        self.totals["submitted"] += 1
-        self.meter.count("submitted", spec.task_type)
-        log.debug("task submitted task_id=%d type=%s", task_id, spec.task_type)
+    def _submitted(self, created: list[tuple[int, TaskSpec]]) -> None:
+        """Count, log and announce newly stored tasks, a batch at a time."""
+        self.totals["submitted"] += len(created)
+        for task_type, times in Counter(spec.task_type for _, spec in created).items():
+            self.meter.count("submitted", task_type, times)
+        if log.isEnabledFor(logging.DEBUG):
+            for task_id, spec in created:
+                log.debug("task submitted task_id=%d type=%s", task_id, spec.task_type)
         if self.events.has_subscribers:
-            self.events.publish(
-                "task.submitted",
-                task_id=task_id,
-                task_type=spec.task_type,
-                priority=spec.priority,
-            )
+            for task_id, spec in created:
+                self.events.publish(
+                    "task.submitted",
+                    task_id=task_id,
+                    task_type=spec.task_type,
+                    priority=spec.priority,
+                )
 
     def _note_storage(self, error: TqError) -> None:
         if isinstance(error, StorageError):

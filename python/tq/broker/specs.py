@@ -13,7 +13,13 @@ from typing import Any
 from tq.broker.service import TaskSpec
 from tq.protocol import Args
 
-__all__ = ["MAX_DELAY_MS", "MAX_ID", "spec_from_args", "task_id_from_args"]
+__all__ = [
+    "MAX_DELAY_MS",
+    "MAX_ID",
+    "spec_from_args",
+    "specs_from_items",
+    "task_id_from_args",
+]
 
 MAX_ID = 2**63 - 1
 """The largest task id, lease id or request id on the wire."""
@@ -32,6 +38,21 @@ def spec_from_args(args: Args, max_payload_bytes: int) -> TaskSpec:
     """
     plain = _plain_spec(args.raw, max_payload_bytes)
     return plain if plain is not None else _checked_spec(args, max_payload_bytes)
+
+
+def specs_from_items(items: list[Any], max_payload_bytes: int) -> list[TaskSpec]:
+    """The submits of a batch's ``tasks`` list, each read as `spec_from_args` does.
+
+    Raises:
+        BadRequest: A task is not a map, or one of its fields is wrong.
+    """
+    specs = []
+    for item in items:
+        plain = _plain_spec(item, max_payload_bytes) if type(item) is dict else None
+        specs.append(
+            plain if plain is not None else _checked_spec(Args(item), max_payload_bytes)
+        )
+    return specs
 
 
 def task_id_from_args(args: Args) -> int:
