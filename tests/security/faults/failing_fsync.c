@@ -16,22 +16,16 @@ static int failing(void) {
     return marker != NULL && access(marker, F_OK) == 0;
 }
 
-int fsync(int fd) {
-    static int (*real)(int);
+/* The real function `name` of libc, unless the marker says to fail. */
+static int sync_or_fail(const char *name, int fd) {
     if (failing()) {
         errno = EIO;
         return -1;
     }
-    if (real == NULL) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+    int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, name);
     return real(fd);
 }
 
-int fdatasync(int fd) {
-    static int (*real)(int);
-    if (failing()) {
-        errno = EIO;
-        return -1;
-    }
-    if (real == NULL) real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-    return real(fd);
-}
+int fsync(int fd) { return sync_or_fail("fsync", fd); }
+
+int fdatasync(int fd) { return sync_or_fail("fdatasync", fd); }
