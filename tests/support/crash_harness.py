@@ -9,7 +9,9 @@ death, with fsync on: either a kill -9 from outside at a random moment, or a
 named crash point (``TQ_CRASH_AT``) at which the broker kills itself: after
 the write before fsync, after fsync before the reply, during a retry
 reschedule, during a dead-letter move, during the retention sweep. The broker
-then starts again on the same data dir and port.
+then starts again on the same data dir and port. After each outside kill, one
+of the workers is killed with -9 as well, in the middle of its tasks, and
+started again.
 
 After the last restart the producer stops, the workers drain the queue, and
 the harness reads every task the broker has and prints its verdict:
@@ -83,12 +85,14 @@ class CycleLog:
 
     runs: Counter[str] = field(default_factory=Counter)
     reached: Counter[str] = field(default_factory=Counter)
+    workers_killed: int = 0
 
     def table(self) -> str:
         lines = [f"{'cycle ends with':<26} {'runs':>5} {'reached':>8}"]
         for kind in CYCLE_KINDS:
             reached = str(self.reached[kind]) if kind in CRASH_POINTS else "-"
             lines.append(f"{kind:<26} {self.runs[kind]:>5} {reached:>8}")
+        lines.append(f"{'workers killed with -9':<26} {self.workers_killed:>5}")
         return "\n".join(lines)
 
 
@@ -144,6 +148,12 @@ def run(workdir: Path, cycles: int, seed: int) -> tuple[CycleLog, dict[str, int]
             if reached or reached_early:
                 log.reached[kind] += 1
             reached_early = next_reached_early
+            if kind == "kill -9":
+                # Workers die too, mid-task, and their leases must come back.
+                victim = workers[log.runs[kind] % len(workers)]
+                victim.kill()
+                victim.start()
+                log.workers_killed += 1
         time.sleep(1.0)
         producer.terminate()
         producer.wait(timeout=60)
