@@ -200,6 +200,9 @@ impl Engine {
         }
     }
 
+    /// Remember a failed write, so that the next commit opens the store again.
+    ///
+    /// Call it holding neither the store nor the state lock.
     fn note_failed_write(&self, error: &EngineError) {
         let mut failed = lock(&self.failed_write);
         *failed = Some(FailedWrite {
@@ -249,6 +252,10 @@ impl Engine {
         if let Err(err) = core.store.write(batch) {
             // Memory ran ahead of the failed write: throw it away.
             *state = recover(&core.store)?;
+            // A reopen takes the failed-write slot, then the store: let go of
+            // the store before taking the slot, as a reopen may be waiting.
+            drop(state);
+            drop(guard);
             self.note_failed_write(&err);
             return Err(err);
         }
