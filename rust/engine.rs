@@ -26,8 +26,12 @@ use crate::task::{check_name, State, TaskRecord, MAX_WORKER_ID_LEN, TIER_NAMES};
 pub const MAX_PAGE: usize = 1_000;
 /// Most tasks one claim may lease.
 pub const MAX_CLAIM: usize = 10_000;
-/// How often a store that failed a write is tried again.
+/// How long after a failed write the store is first opened again.
 pub const REOPEN_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest wait between two tries at opening a failing store again: each
+/// try that fails doubles the wait up to this, as a try blocks reads while it
+/// rebuilds the indexes.
+pub const MAX_REOPEN_INTERVAL: Duration = Duration::from_secs(30);
 
 /// A task with its payload, as reads return it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +90,17 @@ pub struct Counts {
 struct FailedWrite {
     error: EngineError,
     retry_at: Instant,
+    interval: Duration,
+}
+
+impl FailedWrite {
+    fn new(error: EngineError, interval: Duration) -> Self {
+        Self {
+            error,
+            retry_at: Instant::now() + interval,
+            interval,
+        }
+    }
 }
 
 /// The open store and the state guarded with it.
@@ -166,8 +181,9 @@ impl Engine {
         Ok(guard)
     }
 
-    /// After a failed write, open the store again (at most once per
-    /// [`REOPEN_INTERVAL`]) so that writes work once the fault is gone.
+    /// After a failed write, open the store again so that writes work once the
+    /// fault is gone: first [`REOPEN_INTERVAL`] after it, then at doubling
+    /// intervals up to [`MAX_REOPEN_INTERVAL`] while it keeps failing.
     ///
     /// Until it opens for writing, the store stays open read-only when it
     /// can be, so reads go on, and every commit fails with the last error.
@@ -190,11 +206,9 @@ impl Engine {
                 Ok(())
             }
             Err(error) => {
+                let interval = (failure.interval * 2).min(MAX_REOPEN_INTERVAL);
                 *slot = open_core(Store::open_read_only(&self.path)).ok();
-                *failed = Some(FailedWrite {
-                    error: error.clone(),
-                    retry_at: Instant::now() + REOPEN_INTERVAL,
-                });
+                *failed = Some(FailedWrite::new(error.clone(), interval));
                 Err(error)
             }
         }
@@ -205,10 +219,7 @@ impl Engine {
     /// Call it holding neither the store nor the state lock.
     fn note_failed_write(&self, error: &EngineError) {
         let mut failed = lock(&self.failed_write);
-        *failed = Some(FailedWrite {
-            error: error.clone(),
-            retry_at: Instant::now() + REOPEN_INTERVAL,
-        });
+        *failed = Some(FailedWrite::new(error.clone(), REOPEN_INTERVAL));
         self.reopening.store(true, Ordering::Release);
     }
 
@@ -219,9 +230,10 @@ impl Engine {
     ///
     /// # Errors
     /// A storage error when the write fails: then no op took effect, and the
-    /// indexes are rebuilt from the store. Commits within [`REOPEN_INTERVAL`]
-    /// of a failed write fail with its error; the next one opens the store
-    /// again first, and succeeds if the fault is gone.
+    /// indexes are rebuilt from the store. Later commits fail with that error
+    /// until it is time to try opening the store again (see
+    /// [`REOPEN_INTERVAL`]); the commit that tries succeeds if the fault is
+    /// gone.
     pub fn commit(&self, ops: Vec<Op>) -> Result<Vec<Result<OpOutput>>> {
         if self.reopening.load(Ordering::Acquire) {
             self.reopen_after_failed_write()?;
