@@ -130,7 +130,7 @@ impl Engine {
     /// when [`crash::CRASH_AT_VAR`] is set to something else than a crash point.
     pub fn open(path: &str, fsync: bool, clock: Arc<dyn Clock>) -> Result<Self> {
         let crash = CrashPlan::from_env()?;
-        let core = open_core(Store::open(path, fsync))?;
+        let core = Store::open(path, fsync).and_then(open_core)?;
         Ok(Self {
             core: RwLock::new(Some(core)),
             clock,
@@ -198,7 +198,7 @@ impl Engine {
         let mut slot = self.core.write().unwrap_or_else(|e| e.into_inner());
         // Every handle must be gone before the store can be opened for writing.
         drop(slot.take());
-        match open_core(Store::open(&self.path, self.fsync)) {
+        match Store::open(&self.path, self.fsync).and_then(open_core) {
             Ok(core) => {
                 *slot = Some(core);
                 *failed = None;
@@ -207,7 +207,7 @@ impl Engine {
             }
             Err(error) => {
                 let interval = (failure.interval * 2).min(MAX_REOPEN_INTERVAL);
-                *slot = open_core(Store::open_read_only(&self.path)).ok();
+                *slot = Store::open_read_only(&self.path).and_then(open_core).ok();
                 *failed = Some(FailedWrite::new(error.clone(), interval));
                 Err(error)
             }
@@ -690,8 +690,7 @@ fn finished_before(
 /// Pending, delayed and in-progress tasks are found by scanning their index
 /// families; finished tasks are only counted, from the counters kept in `meta`.
 /// A store just opened, with its indexes rebuilt.
-fn open_core(store: Result<Store>) -> Result<Core> {
-    let store = store?;
+fn open_core(store: Store) -> Result<Core> {
     let state = recover(&store)?;
     Ok(Core {
         store,

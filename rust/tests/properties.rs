@@ -39,7 +39,10 @@ enum Step {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        4 => (prop::sample::select(vec![0u8, 100, 150, 255]), prop::sample::select(vec![0u64, 0, 50]))
+        4 => (
+            prop::sample::select(vec![0u8, 100, 150, 255]),
+            prop::sample::select(vec![0u64, 0, 50]),
+        )
             .prop_map(|(priority, delay_ms)| Step::Submit { priority, delay_ms }),
         3 => (1usize..4).prop_map(|max_tasks| Step::Claim { max_tasks }),
         2 => any::<usize>().prop_map(|pick| Step::Ack { pick }),

@@ -255,7 +255,7 @@ def test_tq_worker_alias_takes_the_broker_from_the_environment(
         task_id = client.submit_task("echo", b"via tq-worker")
         assert client.wait_for_result(task_id, timeout=30) == b"via tq-worker"
     # Stopping is the test above's; with a slot free it would first wait out
-    # the claim in flight, up to 5 s.
+    # the claim in flight, up to CLAIM_WAIT_S (1 s).
     worker.kill()
 
 

@@ -150,7 +150,9 @@ def test_submit_wait_exits_1_with_the_reason_when_the_task_dead_letters(
     line = assert_one_line_error(
         run, ExitCode.TASK_FAILED, "ended dead_letter", "boom on p1"
     )
-    task_id = int(re.search(r"task (\d+) ended", line).group(1))  # type: ignore[union-attr]
+    ended = re.search(r"task (\d+) ended", line)
+    assert ended is not None, line
+    task_id = int(ended.group(1))
     assert client.get_task(task_id).state == "dead_letter"
 
 

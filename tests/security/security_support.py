@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import cbor2
+import psutil
 from processes import BrokerProcess, wait_until
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, RejectConnection, Request, TextMessage
@@ -122,6 +123,12 @@ def trusting(cert: CertFiles) -> ssl.SSLContext:
 def frame(message: object) -> bytes:
     body = cbor2.dumps(message)
     return struct.pack(">I", len(body)) + body
+
+
+def rss_mb(pid: int) -> float:
+    """The resident memory of process ``pid``, in MB."""
+    rss: int = psutil.Process(pid).memory_info().rss
+    return rss / 2**20
 
 
 def hello(token: object = None, *, worker_id: str | None = None) -> bytes:

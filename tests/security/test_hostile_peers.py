@@ -17,7 +17,7 @@ from pathlib import Path
 import cbor2
 import pytest
 from processes import BrokerProcess
-from security_support import FAST_CONFIG, frame, hello, read_answers
+from security_support import FAST_CONFIG, frame, hello, read_answers, rss_mb
 
 from tq import Client
 from tq.broker.server import HELLO_TIMEOUT_S, KEEPALIVE_IDLE_S
@@ -33,13 +33,6 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
     process.start()
     yield process
     process.kill()
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for pid {pid}")
 
 
 def _time_reads(client: Client, task_id: int, count: int) -> float:
@@ -84,7 +77,7 @@ def test_a_peer_that_sends_and_never_reads_holds_bounded_memory(
     assert broker.proc is not None
     with Client.connect(broker.address) as bystander:
         task_id = bystander.submit_task("echo", BIG_PAYLOAD)
-        before = _rss_mb(broker.proc.pid)
+        before = rss_mb(broker.proc.pid)
         get = frame({"id": 2, "op": "get", "args": {"task_id": task_id}})
         with socket.create_connection(("127.0.0.1", broker.port)) as sock:
             sock.sendall(hello())
@@ -98,7 +91,7 @@ def test_a_peer_that_sends_and_never_reads_holds_bounded_memory(
                     sent += 1000
             except TimeoutError:
                 pass  # the broker stopped reading: that is the point
-            grown = _rss_mb(broker.proc.pid) - before
+            grown = rss_mb(broker.proc.pid) - before
             assert bystander.get_task(task_id).payload == BIG_PAYLOAD
     assert sent < REQUESTS, "the broker read every request of a peer that reads nothing"
     # At most MAX_IN_FLIGHT (1,024) answers of 64 KiB wait for the peer.

@@ -76,12 +76,13 @@ class BrokerProcess:
         config_path.write_text(yaml.safe_dump(settings))
         log = self.log_path.open("ab")
         offset = self.log_path.stat().st_size
+        limit = self._limit_files if self.file_size_limit else None
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tq", "broker", "--config", str(config_path)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**_env(), **self.extra_env},
-            preexec_fn=self._limit_files if self.file_size_limit else None,  # noqa: PLW1509
+            preexec_fn=limit,  # noqa: PLW1509 - only sets an rlimit and a signal
         )
         self.port, self.rest_port, self.metrics_port = self._wait_for_ports(
             offset, timeout_s

@@ -39,6 +39,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from tq import __version__, _core
+from tq.broker.config import BrokerConfig
 from tq.broker.events import EVENT_KINDS, Subscription
 from tq.broker.openapi import (
     API_PREFIX,
@@ -769,29 +770,46 @@ def hypercorn_config(
 
 async def serve_asgi(
     app: ASGIApp,
-    host: str,
+    config: BrokerConfig,
     port: int,
+    name: str,
+    logger: logging.Logger,
     *,
-    certfile: str | None = None,
-    keyfile: str | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve an ASGI app with hypercorn until cancelled.
+    """Serve an ASGI app with hypercorn on the broker's host until cancelled.
+
+    TLS is on when the config has a certificate. Once bound, logs
+    ``<name> listening host=... port=... tls=...`` on ``logger``.
 
     Args:
         app: What to serve.
-        host: Address to listen on.
+        config: The broker's config: host, certificate and key.
         port: Port to listen on; 0 for an ephemeral one.
-        certfile: PEM certificate to serve TLS with; None for plain HTTP.
-        keyfile: PEM private key of ``certfile``.
+        name: What the port serves, for the log line.
+        logger: Where the log line goes.
         task_status: Started with the bound port.
     """
-    config = hypercorn_config(host, port, certfile=certfile, keyfile=keyfile)
+    hypercorn = hypercorn_config(
+        config.host, port, certfile=config.tls_cert, keyfile=config.tls_key
+    )
+    run = partial(
+        serve,
+        app,  # type: ignore[arg-type]  # Starlette types ASGI more loosely
+        hypercorn,
+        shutdown_trigger=trio.sleep_forever,
+    )
     async with trio.open_nursery() as nursery:
-        binds: list[str] = await nursery.start(
-            partial(serve, app, config, shutdown_trigger=trio.sleep_forever)  # type: ignore[arg-type]
+        binds: list[str] = await nursery.start(run)
+        bound = int(binds[0].rsplit(":", 1)[1])
+        logger.info(
+            "%s listening host=%s port=%d tls=%s",
+            name,
+            config.host,
+            bound,
+            "on" if config.tls else "off",
         )
-        task_status.started(int(binds[0].rsplit(":", 1)[1]))
+        task_status.started(bound)
 
 
 async def serve_rest(
@@ -804,21 +822,11 @@ async def serve_rest(
         task_status: Started with the bound port.
     """
     config = broker.config
-    async with trio.open_nursery() as nursery:
-        port = await nursery.start(
-            partial(
-                serve_asgi,
-                create_app(broker),
-                config.host,
-                config.rest_port,
-                certfile=config.tls_cert,
-                keyfile=config.tls_key,
-            )
-        )
-        log.info(
-            "rest listening host=%s port=%d tls=%s",
-            config.host,
-            port,
-            "on" if config.tls else "off",
-        )
-        task_status.started(port)
+    await serve_asgi(
+        create_app(broker),
+        config,
+        config.rest_port,
+        "rest",
+        log,
+        task_status=task_status,
+    )

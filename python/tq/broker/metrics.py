@@ -17,7 +17,6 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Iterable
-from functools import partial
 
 import trio
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -193,23 +192,12 @@ async def serve_metrics(
         broker: The broker to measure.
         task_status: Started with the bound port.
     """
-    app = metrics_app(BrokerMetrics(broker))
     config = broker.config
-    async with trio.open_nursery() as nursery:
-        port = await nursery.start(
-            partial(
-                serve_asgi,
-                app,
-                config.host,
-                config.metrics_port,
-                certfile=config.tls_cert,
-                keyfile=config.tls_key,
-            )
-        )
-        log.info(
-            "metrics listening host=%s port=%d tls=%s",
-            config.host,
-            port,
-            "on" if config.tls else "off",
-        )
-        task_status.started(port)
+    await serve_asgi(
+        metrics_app(BrokerMetrics(broker)),
+        config,
+        config.metrics_port,
+        "metrics",
+        log,
+        task_status=task_status,
+    )

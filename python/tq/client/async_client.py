@@ -374,7 +374,7 @@ class AsyncClient:
     async def wait_for_result(
         self,
         task_id: int,
-        timeout: float | timedelta = 60.0,  # noqa: ASYNC109 - the broker waits, bounded by it
+        timeout: float | timedelta = 60.0,  # noqa: ASYNC109 - the broker's wait
     ) -> bytes:
         """Wait for a task's result.
 
