@@ -175,6 +175,18 @@ def test_a_bad_dead_letter_request_is_a_400(
     assert_error(response, 400, "BAD_REQUEST", message)
 
 
+@pytest.mark.parametrize("path", ["requeue", "purge"])
+def test_a_dead_letter_body_of_only_whitespace_is_a_400_while_none_is_all(
+    shared_api: httpx.Client, path: str
+) -> None:
+    json_type = {"content-type": "application/json"}
+    response = shared_api.post(
+        f"/api/v1/dlq/{path}", content=b"\r\n", headers=json_type
+    )
+    assert_error(response, 400, "BAD_REQUEST", "got invalid JSON")
+    assert shared_api.post(f"/api/v1/dlq/{path}").status_code == 200
+
+
 # 404, 405 and 409: no such thing, or not now
 
 

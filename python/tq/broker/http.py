@@ -198,12 +198,15 @@ def _reject_constant(name: str) -> None:
 
 
 def parse_object(body: bytes, *, optional: bool) -> dict[str, Any]:
-    """Decode a JSON object body; an empty optional body is ``{}``.
+    """Decode a JSON object body; an absent (empty) optional body is ``{}``.
+
+    A body of only whitespace is not absent: it is invalid JSON, as the API
+    document says.
 
     Raises:
         BadRequest: The body is not JSON, or not an object.
     """
-    if not body.strip() and optional:
+    if not body and optional:
         return {}
     try:
         value = json.loads(body, parse_constant=_reject_constant)
