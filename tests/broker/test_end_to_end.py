@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import trio
 from processes import BrokerProcess, WorkerProcess, wait_until
 
 from tq import AsyncClient, Client, Priority
@@ -208,3 +209,19 @@ def test_a_task_past_its_timeout_is_stopped_and_failed_with_the_reason(
     (attempt,) = task.history
     assert attempt.ended_ms is not None
     assert attempt.ended_ms - attempt.started_ms < 5000
+
+
+async def test_an_async_client_left_under_a_cancelled_scope_closes_cleanly(
+    broker: BrokerProcess,
+) -> None:
+    # Leaving the client while the caller is being cancelled must still close
+    # its nursery, or trio's stack of cancel scopes is left corrupted and the
+    # next scope in this task fails.
+    with trio.move_on_after(0.2) as scope:
+        async with AsyncClient.connect(broker.address) as client:
+            await client.submit_task("echo", b"x")
+            await trio.sleep_forever()
+    assert scope.cancelled_caught
+    with trio.fail_after(10):
+        async with AsyncClient.connect(broker.address) as client:
+            assert (await client.stats())["by_state"]["pending"] == 1
