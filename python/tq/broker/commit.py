@@ -129,6 +129,10 @@ class CommitLoop:
         # that found nothing parks only if none started since it was queued;
         # otherwise the tasks of such a batch may be waiting for it already.
         self.waking_batches = 0
+        self._waking_in_flight = False
+        # Pending plus delayed tasks after the last commit; None after a
+        # failed one, whose rollback may have made tasks pending again.
+        self._queue_depth: int | None = engine.queue_depth()
 
     async def execute(self, op: _core.Op) -> object:
         """Commit one op and return its result.
@@ -171,6 +175,16 @@ class CommitLoop:
         """
         self._queue.append(_Entry(ops, on_committed))
         self._wakeup.set()
+
+    @property
+    def nothing_pending(self) -> bool:
+        """Whether no task can be pending now, known without asking the engine.
+
+        True when the last commit left no pending or delayed task and no batch
+        that may make some is being written. A claim may then park at once:
+        any batch that brings work starts after it parked, and carries it.
+        """
+        return self._queue_depth == 0 and not self._waking_in_flight
 
     def park(self, claim: ParkedClaim) -> None:
         """Wait for work: retry ``claim`` in every batch that may bring some."""
@@ -228,10 +242,14 @@ class CommitLoop:
             self.stats.failed_commits += 1
             log.error("commit of %d ops failed: %s", len(ops), exc)
             outcomes: list[object] = [exc] * len(ops)
+            self._queue_depth = None
         else:
             outcomes = result.outcomes
+            self._queue_depth = result.queue_depth
             if self._on_commit is not None:
                 self._on_commit(result.next_due_ms, result.queue_depth)
+        finally:
+            self._waking_in_flight = False
         self.stats.commits += 1
         self.stats.ops += len(ops)
         start = 0
@@ -249,6 +267,7 @@ class CommitLoop:
         if not any(isinstance(op, _WAKING_OPS) for entry in batch for op in entry.ops):
             return []
         self.waking_batches += 1
+        self._waking_in_flight = True
         return list(self._parked)
 
     def _settle_riders(self, riders: list[ParkedClaim], outcomes: list[object]) -> None:

@@ -479,6 +479,11 @@ class Broker:
         grace_ms = round(LEASE_GRACE_S * 1000)
         claim = _core.Claim(worker_id, max_tasks, task_types, grace_ms)
         deadline = trio.current_time() + wait_s
+        if self.commit.nothing_pending:
+            # An idle worker asking again: no commit round for an empty answer.
+            waited = await self._wait_for_tasks(claim, wait_s) if wait_s > 0 else []
+            self._started(worker_id, waited)
+            return waited
         while True:
             waking_before = self.commit.waking_batches
             tasks = await self.commit.execute(claim)
