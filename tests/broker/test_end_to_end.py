@@ -211,6 +211,28 @@ def test_a_task_past_its_timeout_is_stopped_and_failed_with_the_reason(
     assert attempt.ended_ms - attempt.started_ms < 5000
 
 
+def test_a_short_timeout_fires_on_time_behind_a_long_running_task(
+    broker: BrokerProcess, spawn_worker: Callable[..., WorkerProcess]
+) -> None:
+    spawn_worker(concurrency=2)
+    with Client.connect(broker.address) as client:
+        long_id = client.submit_task("sleep", b"30", timeout_seconds=60)
+        wait_until(
+            lambda: client.get_task(long_id).state == "in_progress", 10, "long start"
+        )
+        short_id = client.submit_task(
+            "sleep", b"30", timeout_seconds=0.3, max_retries=0
+        )
+        with pytest.raises(TaskFailed):
+            client.wait_for_result(short_id, timeout=10)
+        short = client.get_task(short_id)
+        assert client.get_task(long_id).state == "in_progress"
+    assert short.last_error == "timed out after 0.3s"
+    (attempt,) = short.history
+    assert attempt.ended_ms is not None
+    assert attempt.ended_ms - attempt.started_ms < 5000
+
+
 async def test_an_async_client_left_under_a_cancelled_scope_closes_cleanly(
     broker: BrokerProcess,
 ) -> None:
