@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import hmac
 import logging
-import math
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
@@ -56,6 +55,7 @@ from tq.protocol import (
     error_response,
     ok_response,
 )
+from tq.protocol.streams import Outbox, receiver
 
 __all__ = ["ProtocolServer"]
 
@@ -105,19 +105,24 @@ Writer = Callable[["Connection", Args, Reply], None]
 class Connection:
     """One client's connection and what its hello said.
 
-    ``send`` queues answers for the writer, each with the request it answers
-    (None for an answer to no request); the writer gives back the request's
-    place in ``in_flight`` once the answer is written.
+    ``outbox`` takes its answers, each with the request it answers (None for
+    an answer to no request); once an answer is written, the request's place
+    in ``in_flight`` is given back.
     """
 
     stream: trio.abc.Stream
     peer: str
-    send: trio.MemorySendChannel[tuple[bytes, object]]
     in_flight: trio.CapacityLimiter = field(
         default_factory=lambda: trio.CapacityLimiter(MAX_IN_FLIGHT)
     )
     worker_id: str | None = None
     said_hello: bool = False
+    outbox: Outbox | None = None
+
+    def open_outbox(self) -> Outbox:
+        """Open the outbox on the connection's final (maybe TLS) stream."""
+        self.outbox = Outbox(self.stream, self.in_flight.release_on_behalf_of)
+        return self.outbox
 
     def require_worker(self, op: str) -> str:
         """The worker id, or a `BadRequest` for a client connection."""
@@ -197,24 +202,25 @@ class ProtocolServer:
             return
         self._connections += 1
         _keep_alive(stream)
-        # Unbounded, but never holding more than MAX_IN_FLIGHT answers (and
-        # the one refusal of a bad hello or frame): see `Connection.in_flight`.
-        send, receive = trio.open_memory_channel[tuple[bytes, object]](math.inf)
-        conn = Connection(stream, peer, send)
+        conn = Connection(stream, peer)
         try:
             if self._tls is not None:
                 secured = await self._open_tls(stream, self._tls, peer)
                 if secured is None:
                     return
                 conn.stream = secured
+            # Its queue is unbounded, but never holds more than MAX_IN_FLIGHT
+            # answers (and the one refusal of a bad hello or frame): see
+            # `Connection.in_flight`.
+            outbox = conn.open_outbox()
             async with trio.open_nursery() as writer:
-                writer.start_soon(self._write_loop, conn, receive)
+                writer.start_soon(outbox.run)
                 async with trio.open_nursery() as requests:
                     await self._read_loop(conn, requests)
                     # The peer is gone or broke the protocol: stop its requests.
                     requests.cancel_scope.cancel()
                 # Nothing sends any more; let the writer flush what is queued.
-                send.close()
+                outbox.close()
                 writer.cancel_scope.deadline = trio.current_time() + FLUSH_TIMEOUT_S
         except* trio.BrokenResourceError:
             # A reset (a peer killed with bytes unread) surfaces from inside
@@ -223,6 +229,11 @@ class ProtocolServer:
             log.debug("connection broken peer=%s", peer)
         finally:
             self._connections -= 1
+            # Before the socket closes: a commit that ends later must not
+            # write its answer to a file descriptor some other connection
+            # may have by then.
+            if conn.outbox is not None:
+                conn.outbox.close()
             await trio.aclose_forcefully(conn.stream)
 
     async def _turn_away(self, stream: trio.SocketStream) -> None:
@@ -281,24 +292,6 @@ class ProtocolServer:
         )
         await stream.send_all(encode_frame(error_response(None, refusal)))
 
-    async def _write_loop(
-        self,
-        conn: Connection,
-        answers: trio.MemoryReceiveChannel[tuple[bytes, object]],
-    ) -> None:
-        # Everything queued while a send was in progress goes out in one write.
-        async for answer in answers:
-            batch = [answer]
-            while True:
-                try:
-                    batch.append(answers.receive_nowait())
-                except (trio.WouldBlock, trio.EndOfChannel):
-                    break
-            await conn.stream.send_all(b"".join(frame for frame, _ in batch))
-            for _, request in batch:
-                if request is not None:
-                    conn.in_flight.release_on_behalf_of(request)
-
     async def _read_loop(self, conn: Connection, requests: trio.Nursery) -> None:
         """Read frames until the peer closes or breaks the protocol.
 
@@ -308,11 +301,15 @@ class ProtocolServer:
         pauses until one is answered.
         """
         decoder = FrameDecoder(self.config.max_frame_bytes)
+        receive = receiver(conn.stream, 65536)
         hello_deadline = trio.current_time() + HELLO_TIMEOUT_S
         while True:
             data: bytes | bytearray | None = None
-            with trio.move_on_at(math.inf if conn.said_hello else hello_deadline):
-                data = await conn.stream.receive_some(65536)
+            if conn.said_hello:
+                data = await receive()
+            else:
+                with trio.move_on_at(hello_deadline):
+                    data = await receive()
             if data is None:
                 log.info(
                     "no hello within %gs peer=%s; closing", HELLO_TIMEOUT_S, conn.peer
@@ -360,9 +357,7 @@ class ProtocolServer:
             self._reply_error(conn, request_id, exc)
             return False
         conn.said_hello = True
-        conn.send.send_nowait(
-            (encode_frame(ok_response(request_id or 0, result)), None)
-        )
+        self._send(conn, encode_frame(ok_response(request_id or 0, result)))
         return True
 
     def _accept_hello(self, conn: Connection, args: Args) -> dict[str, Any]:
@@ -469,9 +464,10 @@ class ProtocolServer:
     @staticmethod
     def _send(conn: Connection, frame: bytes, request: object = None) -> None:
         # A connection that closed while its request was being committed has
-        # nobody left to tell; the outcome stands all the same.
-        with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
-            conn.send.send_nowait((frame, request))
+        # nobody left to tell: its outbox drops the answer, and the outcome
+        # stands all the same.
+        assert conn.outbox is not None, "answers start after the outbox opens"
+        conn.outbox.put(frame, request)
 
     def _reply_error(
         self, conn: Connection, request_id: int | None, error: TqError

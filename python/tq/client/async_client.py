@@ -36,6 +36,7 @@ from tq.client.connection import (
 from tq.client.models import Priority, TaskInfo, TaskPage
 from tq.errors import ConnectionLost, TqError
 from tq.protocol import FrameDecoder, Op, decode_body, encode_frame, request
+from tq.protocol.streams import FrameSender, receiver
 
 __all__ = ["AsyncClient"]
 
@@ -58,7 +59,7 @@ class _Link:
     def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream
         self.pending: dict[int, _Slot] = {}
-        self.send_lock = trio.Lock()
+        self.sender = FrameSender(stream)
         self.closed = False
         self.hello: dict[str, Any] = {}
         # Why the broker refused the connection before the hello, if it did.
@@ -253,9 +254,10 @@ class AsyncClient:
 
     async def _read_loop(self, link: _Link) -> None:
         decoder = FrameDecoder()
+        receive = receiver(link.stream, 65536)
         try:
             while True:
-                data = await link.stream.receive_some(65536)
+                data = await receive()
                 if not data:
                     break
                 for body in decoder.feed(data):
@@ -288,6 +290,7 @@ class AsyncClient:
 
     def _drop(self, link: _Link) -> None:
         link.closed = True
+        link.sender.close()
         for slot in link.pending.values():
             slot.done.set()
         link.pending.clear()
@@ -296,8 +299,7 @@ class AsyncClient:
         slot = _Slot()
         link.pending[request_id] = slot
         try:
-            async with link.send_lock:
-                await link.stream.send_all(frame)
+            await link.sender.send(frame)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             self._drop(link)
             raise ConnectionLost(f"connection to {self.address} broke: {exc}") from exc

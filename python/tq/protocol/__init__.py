@@ -1,6 +1,7 @@
 """tq's wire protocol: frames, messages and their fields.
 
-The protocol knows `cbor2` and `tq.errors`, nothing of the broker or client.
+The protocol knows `cbor2` and `tq.errors`, nothing of the broker or client;
+`tq.protocol.streams`, which moves frames over trio streams, also knows trio.
 """
 
 from tq.protocol.frames import (
