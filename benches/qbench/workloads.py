@@ -54,6 +54,7 @@ class LatencyRun:
 
     offered: float
     achieved: float
+    ack_ms: dict[str, float]
     start_ms: dict[str, float]
     complete_ms: dict[str, float]
     errors: int
@@ -176,10 +177,12 @@ def _latency_run(
     sent = sum(int(r["sent"]) for r in results)
     first = min(int(r["first_send_ns"]) for r in results)
     last = max(int(r["last_send_ns"]) for r in results)
+    acks = [ns for r in results for ns in r["ack_ns"]]
     completes = [ns for r in results for ns in r["complete_ns"]]
     return LatencyRun(
         offered=settings.latency_rate,
         achieved=(sent - 1) / ((last - first) / 1e9) if last > first else 0.0,
+        ack_ms=percentiles(acks),
         start_ms=percentiles(starts),
         complete_ms=percentiles(completes),
         errors=sum(int(r["errors"]) for r in results),

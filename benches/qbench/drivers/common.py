@@ -119,14 +119,17 @@ class LatencyLog:
     """What the senders of one driver saw."""
 
     send_ns: list[int] = field(default_factory=list)
+    ack_ns: list[int] = field(default_factory=list)
     complete_ns: list[int] = field(default_factory=list)
     errors: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, sent_ns: int, done_ns: int) -> None:
-        """One task: when it was sent and when the client learned it finished."""
+    def add(self, sent_ns: int, acked_ns: int, done_ns: int) -> None:
+        """One task: when it was sent, when its submit call returned (the
+        system acknowledged it) and when the client learned it finished."""
         with self.lock:
             self.send_ns.append(sent_ns)
+            self.ack_ns.append(acked_ns - sent_ns)
             self.complete_ns.append(done_ns - sent_ns)
 
     def failed(self) -> None:
@@ -141,6 +144,7 @@ class LatencyLog:
             "sent": len(self.send_ns),
             "first_send_ns": min(self.send_ns, default=0),
             "last_send_ns": max(self.send_ns, default=0),
+            "ack_ns": self.ack_ns,
             "complete_ns": self.complete_ns,
             "errors": self.errors,
         }

@@ -68,7 +68,8 @@ def latency(peer: Peer, args: argparse.Namespace) -> dict[str, Any]:
 
     Each thread has its own client (`Peer.for_thread`); it takes the next due
     slot, sleeps until it is due, enqueues a ``stamp`` task carrying its send
-    time, and blocks on the peer's result API until the result is in.
+    time (the enqueue call's return is its ack), and blocks on the peer's
+    result API until the result is in.
     """
     for _ in range(args.warmup):
         peer.wait(peer.submit_stamp(0))
@@ -93,11 +94,13 @@ def _sender(peer: Peer, schedule: common.Schedule, log: common.LatencyLog) -> No
         time.sleep(max(due - time.monotonic(), 0.0))
         send_ns = time.time_ns()
         try:
-            peer.wait(peer.submit_stamp(send_ns))
+            handle = peer.submit_stamp(send_ns)
+            acked_ns = time.time_ns()
+            peer.wait(handle)
         except Exception:  # counted and reported as errors
             log.failed()
             continue
-        log.add(send_ns, time.time_ns())
+        log.add(send_ns, acked_ns, time.time_ns())
 
 
 def probe(peer: Peer, args: argparse.Namespace) -> dict[str, Any]:

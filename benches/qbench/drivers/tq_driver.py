@@ -94,7 +94,8 @@ def latency(args: argparse.Namespace) -> dict[str, Any]:
 
     One `AsyncClient` (one connection, requests pipelined) per driver. Each
     sender takes the next due slot, sleeps until it is due, submits a
-    ``stamp`` task carrying its send time, then waits for its result with
+    ``stamp`` task carrying its send time (the submit's answer, sent once the
+    task is on disk, is its ack), then waits for its result with
     ``wait_for_result``; at most ``--clients`` tasks are in flight.
     """
     return trio.run(_latency, args)
@@ -114,10 +115,13 @@ async def _latency(args: argparse.Namespace) -> dict[str, Any]:
     return log.summary(schedule.slots)
 
 
-async def _submit_and_wait(client: AsyncClient, send_ns: int) -> None:
+async def _submit_and_wait(client: AsyncClient, send_ns: int) -> int:
+    """Submit a stamp task and wait for its result; when the submit was answered."""
     payload = send_ns.to_bytes(common.SEND_NS_BYTES, "big") + common.PAYLOAD[8:]
     task_id = await client.submit_task("stamp", payload)
+    acked_ns = time.time_ns()
     await client.wait_for_result(task_id, WAIT_TIMEOUT_S)
+    return acked_ns
 
 
 async def _sender(
@@ -127,11 +131,11 @@ async def _sender(
         await trio.sleep(max(due - time.monotonic(), 0.0))
         send_ns = time.time_ns()
         try:
-            await _submit_and_wait(client, send_ns)
+            acked_ns = await _submit_and_wait(client, send_ns)
         except Exception:  # counted and reported as errors
             log.failed()
             continue
-        log.add(send_ns, time.time_ns())
+        log.add(send_ns, acked_ns, time.time_ns())
 
 
 def probe(args: argparse.Namespace) -> dict[str, Any]:
