@@ -31,6 +31,7 @@ from pathlib import Path
 
 import psutil
 
+from qbench.systems.tq import CONFIG
 from tq import Client
 
 HANDLERS = """
@@ -40,18 +41,6 @@ from tq.worker import registry
 @registry.handler("noop")
 async def noop(payload: bytes) -> bytes:
     return b""
-"""
-
-CONFIG = """\
-host: 127.0.0.1
-port: {port}
-rest_port: 0
-metrics_port: 0
-grpc_port: 0
-data_dir: {data_dir}
-fsync: true
-max_pending: {max_pending}
-log_level: warning
 """
 
 POLL_S = 0.02

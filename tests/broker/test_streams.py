@@ -45,6 +45,15 @@ async def read_exactly(stream: trio.SocketStream, size: int) -> bytes:
     return bytes(data)
 
 
+async def reset_by_far_side(near: trio.SocketStream, far: trio.SocketStream) -> None:
+    """Reset the connection from the far side, and let the reset arrive."""
+    await near.send_all(b"unread")
+    await trio.sleep(0.05)
+    # Closing with bytes unread makes the kernel send a reset.
+    far.socket.close()
+    await trio.sleep(0.05)
+
+
 async def test_receiver_reads_what_arrives_then_end_of_stream(
     pair: tuple[trio.SocketStream, trio.SocketStream],
 ) -> None:
@@ -60,10 +69,7 @@ async def test_receiver_raises_broken_resource_on_a_reset(
     pair: tuple[trio.SocketStream, trio.SocketStream],
 ) -> None:
     near, far = pair
-    await near.send_all(b"unread")
-    await trio.sleep(0.05)
-    # Closing with bytes unread makes the kernel send a reset.
-    far.socket.close()
+    await reset_by_far_side(near, far)
     receive = receiver(near, 65536)
 
     async def read_to_the_end() -> None:
@@ -151,11 +157,7 @@ async def test_outbox_writer_reports_a_broken_connection(
     pair: tuple[trio.SocketStream, trio.SocketStream],
 ) -> None:
     near, far = pair
-    await near.send_all(b"unread")
-    await trio.sleep(0.05)
-    # Closing with bytes unread makes the kernel send a reset.
-    far.socket.close()
-    await trio.sleep(0.05)
+    await reset_by_far_side(near, far)
     written: list[object] = []
     outbox = Outbox(near, written.append)
     # The write fails at once; the frame waits for the writer, which raises.
