@@ -479,15 +479,17 @@ class Broker:
         grace_ms = round(LEASE_GRACE_S * 1000)
         claim = _core.Claim(worker_id, max_tasks, task_types, grace_ms)
         deadline = trio.current_time() + wait_s
-        if self.commit.nothing_pending:
-            # An idle worker asking again: no commit round for an empty answer.
-            waited = await self._wait_for_tasks(claim, wait_s) if wait_s > 0 else []
-            self._started(worker_id, waited)
-            return waited
         while True:
+            if self.commit.nothing_pending:
+                # An idle worker asking again: no commit round for an empty
+                # answer; any batch that brings work will carry the claim.
+                left_s = deadline - trio.current_time()
+                tasks = await self._wait_for_tasks(claim, left_s) if left_s > 0 else []
+                break
             waking_before = self.commit.waking_batches
-            tasks = await self.commit.execute(claim)
-            assert isinstance(tasks, list)
+            committed = await self.commit.execute(claim)
+            assert isinstance(committed, list)
+            tasks = committed
             left_s = deadline - trio.current_time()
             if tasks or left_s <= 0:
                 break

@@ -35,11 +35,10 @@ def receiver(
     It returns ``b""`` at end of stream and raises `trio.BrokenResourceError`
     when the connection breaks, as ``receive_some`` does.
     """
-    fd = _plain_fd(stream)
-    if fd is None:
+    if not isinstance(stream, trio.SocketStream):
         return lambda: stream.receive_some(max_bytes)
-    assert isinstance(stream, trio.SocketStream)
     sock = stream.socket
+    fd = sock.fileno()
 
     async def receive() -> bytes:
         while True:
